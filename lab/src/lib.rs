@@ -1,0 +1,1 @@
+//! kiln-lab: a Proxmox-VE-compatible lab held to the official API schema.

@@ -1,0 +1,6 @@
+//! kiln: rebuild a homelab cluster from one inventory file.
+//!
+//! The binary (`src/main.rs`) only parses arguments and prints; everything it
+//! does lives in these modules. See `docs/architecture.md` for the map.
+
+pub mod proxmox;
