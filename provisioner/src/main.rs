@@ -1,1 +1,23 @@
-fn main() {}
+//! The `kiln` binary: parses the command line, runs the command, prints.
+
+mod cli;
+mod ui;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let args = cli::Cli::parse();
+    if let Err(error) = ui::logging::init(&args.global) {
+        eprintln!("kiln: {error:#}");
+        return cli::Exit::Failure.into();
+    }
+    match cli::run(args) {
+        Ok(exit) => exit.into(),
+        Err(error) => {
+            eprintln!("kiln: {error:#}");
+            cli::Exit::Failure.into()
+        }
+    }
+}

@@ -1,0 +1,67 @@
+//! Rules across fields: uniqueness, addressing, topology, references and
+//! profiles. Each rule reports every violation it finds, at its place.
+
+mod addressing;
+mod identity;
+mod profiles;
+mod references;
+mod topology;
+
+use crate::diagnostic::Diagnostic;
+use crate::model::Inventory;
+use crate::source::{Path, Span, YamlNode};
+
+/// Collects findings by path and places them in the file.
+pub(crate) struct Findings<'a> {
+    tree: &'a YamlNode,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl<'a> Findings<'a> {
+    fn new(tree: &'a YamlNode) -> Self {
+        Self {
+            tree,
+            diagnostics: Vec::new(),
+        }
+    }
+
+    /// The span of the value at `path`, or of the nearest thing on the way.
+    pub fn span(&self, path: &Path) -> Span {
+        self.tree
+            .value_span(path)
+            .unwrap_or_else(|| self.tree.locate(path).0)
+    }
+
+    pub fn exists(&self, path: &Path) -> bool {
+        self.tree.value_span(path).is_some()
+    }
+
+    pub fn report(&mut self, path: &Path, message: impl Into<String>) -> &mut Diagnostic {
+        let span = self.span(path);
+        self.diagnostics.push(Diagnostic::new(span, message));
+        let last = self.diagnostics.len() - 1;
+        &mut self.diagnostics[last]
+    }
+
+    /// Reports at the first of `paths` that the file spells out (a value
+    /// may come from the node itself or from `defaults`).
+    pub fn report_first(&mut self, paths: &[Path], message: impl Into<String>) -> &mut Diagnostic {
+        let path = paths
+            .iter()
+            .find(|path| self.exists(path))
+            .or_else(|| paths.first())
+            .cloned()
+            .unwrap_or_default();
+        self.report(&path, message)
+    }
+}
+
+pub(crate) fn run(inventory: &Inventory, tree: &YamlNode) -> Vec<Diagnostic> {
+    let mut findings = Findings::new(tree);
+    identity::check(inventory, &mut findings);
+    addressing::check(inventory, &mut findings);
+    topology::check(inventory, &mut findings);
+    references::check(inventory, &mut findings);
+    profiles::check(inventory, &mut findings);
+    findings.diagnostics
+}

@@ -1,0 +1,85 @@
+//! Systems the cluster uses once it runs: TrueNAS storage and Flux GitOps.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::Tls;
+use crate::values::{EnvOr, HttpUrl, SecretRef, Version};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Storage {
+    pub truenas: TrueNas,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TrueNas {
+    /// The TrueNAS API, e.g. https://nas.lan (or env:VAR).
+    pub endpoint: EnvOr<HttpUrl>,
+    /// A reference to a TrueNAS API key.
+    pub api_key: SecretRef,
+    #[serde(default)]
+    pub tls: Tls,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iscsi: Option<Iscsi>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nfs: Option<Nfs>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Iscsi {
+    /// The iSCSI portal, `host:port`.
+    pub portal: String,
+    /// The parent dataset volumes are made in, e.g. tank/k8s/iscsi.
+    pub dataset: String,
+    /// The prefix of target names kiln (and the CSI driver) create.
+    #[serde(default = "default_target_prefix")]
+    pub target_prefix: String,
+}
+
+fn default_target_prefix() -> String {
+    "kiln".to_owned()
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Nfs {
+    /// The NFS server's address as the nodes reach it.
+    pub server: String,
+    /// The parent dataset shares are made in, e.g. tank/k8s/nfs.
+    pub dataset: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mount_options: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Gitops {
+    pub flux: Flux,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Flux {
+    /// The Git repository, e.g. ssh://git@git.lan/home/cluster.git.
+    pub repo: String,
+    #[serde(default = "default_branch")]
+    pub branch: String,
+    /// The path in the repository Flux reconciles, e.g. clusters/home.
+    pub path: String,
+    /// A reference to the SSH deploy key Flux reads the repository with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deploy_key: Option<SecretRef>,
+    /// A reference to the age key SOPS decrypts with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sops_age_key: Option<SecretRef>,
+    /// The Flux version to install. Default: the one kiln was tested with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<Version>,
+}
+
+fn default_branch() -> String {
+    "main".to_owned()
+}

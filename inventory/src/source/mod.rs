@@ -1,0 +1,8 @@
+//! The inventory's YAML as written: a tree of nodes that remember where
+//! they stand in the file, so every error can name its line and column.
+
+mod path;
+mod tree;
+
+pub use path::{Path, PathStep, Segment};
+pub use tree::{Entry, Scalar, Span, YamlNode, parse_tree};

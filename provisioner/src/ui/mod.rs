@@ -1,0 +1,4 @@
+//! How kiln talks to the person or program running it: logs, progress,
+//! output formats.
+
+pub mod logging;
