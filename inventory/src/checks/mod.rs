@@ -25,22 +25,31 @@ impl<'a> Findings<'a> {
         }
     }
 
-    /// The span of the value at `path`, or of the nearest thing on the way.
+    /// Where to point for `path`: a scalar's value, a mapping's or list's
+    /// key, or the nearest thing on the way when the path is not written.
     pub fn span(&self, path: &Path) -> Span {
-        self.tree
-            .value_span(path)
-            .unwrap_or_else(|| self.tree.locate(path).0)
+        self.tree.locate(path).0
     }
 
     pub fn exists(&self, path: &Path) -> bool {
         self.tree.value_span(path).is_some()
     }
 
+    /// Records a finding; the same message at the same place (a default
+    /// that several nodes inherit) is reported once.
     pub fn report(&mut self, path: &Path, message: impl Into<String>) -> &mut Diagnostic {
-        let span = self.span(path);
-        self.diagnostics.push(Diagnostic::new(span, message));
-        let last = self.diagnostics.len() - 1;
-        &mut self.diagnostics[last]
+        let diagnostic = Diagnostic::new(self.span(path), message);
+        let position =
+            match self.diagnostics.iter().position(|known| {
+                known.span == diagnostic.span && known.message == diagnostic.message
+            }) {
+                Some(position) => position,
+                None => {
+                    self.diagnostics.push(diagnostic);
+                    self.diagnostics.len() - 1
+                }
+            };
+        &mut self.diagnostics[position]
     }
 
     /// Reports at the first of `paths` that the file spells out (a value

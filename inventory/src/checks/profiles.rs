@@ -55,7 +55,7 @@ pub(super) fn check(inventory: &Inventory, findings: &mut Findings<'_>) {
         if prefix.is_empty() {
             findings.report(&at("name_prefix"), format!("profile `{name}` needs a non-empty `name_prefix`: node names would equal the live ones"));
         }
-        for node in &selected {
+        for node in selected.iter().filter(|_| !prefix.is_empty()) {
             let copy = format!("{prefix}{}", node.name);
             if copy.parse::<crate::values::Label>().is_err() {
                 findings.report(&at("name_prefix"), format!("profile `{name}` makes the node name `{copy}`, which is not a valid RFC 1123 label"));
@@ -71,9 +71,9 @@ pub(super) fn check(inventory: &Inventory, findings: &mut Findings<'_>) {
             findings.report(
                 &at("vmids"),
                 format!(
-                    "profile `{name}` copies {needed} VMs, but `{}` holds only {}",
+                    "profile `{name}` copies {needed} VMs, but its VMID range `{}` holds {}",
                     profile.vmids,
-                    profile.vmids.count()
+                    plural(profile.vmids.count(), "VMID")
                 ),
             );
         }
@@ -87,9 +87,9 @@ pub(super) fn check(inventory: &Inventory, findings: &mut Findings<'_>) {
             findings.report(
                 &at("ips"),
                 format!(
-                    "profile `{name}` copies {needed} nodes, but `{}` holds only {} addresses",
+                    "profile `{name}` copies {needed} VMs, but its address range `{}` holds {}",
                     profile.ips,
-                    profile.ips.count()
+                    plural(profile.ips.count(), "address")
                 ),
             );
         }
@@ -152,5 +152,13 @@ pub(super) fn check(inventory: &Inventory, findings: &mut Findings<'_>) {
             }
             _ => {}
         }
+    }
+}
+
+fn plural(count: u64, noun: &str) -> String {
+    match (count, noun.ends_with('s')) {
+        (1, _) => format!("1 {noun}"),
+        (_, true) => format!("{count} {noun}es"),
+        (_, false) => format!("{count} {noun}s"),
     }
 }

@@ -95,6 +95,7 @@ fn vm_node(inventory: &Inventory, index: usize, node: &Node, findings: &mut Find
     };
     let defaults = &inventory.defaults;
     let placement = node.pve_node.as_ref().or(defaults.pve_node.as_ref());
+    let declared_placement = placement.filter(|pve_node| proxmox.nodes.contains(pve_node));
     let placement_paths = [
         path!["nodes", index, "pve_node"],
         path!["defaults", "pve_node"],
@@ -155,7 +156,7 @@ fn vm_node(inventory: &Inventory, index: usize, node: &Node, findings: &mut Find
             }
             Some(template) => {
                 if let Some(pve_node) =
-                    placement.filter(|pve_node| !template.vmids.contains_key(*pve_node))
+                    declared_placement.filter(|pve_node| !template.vmids.contains_key(*pve_node))
                 {
                     findings
                         .report_first(
@@ -169,27 +170,51 @@ fn vm_node(inventory: &Inventory, index: usize, node: &Node, findings: &mut Find
             }
         },
     }
-    if let Some(disks) = node.disks.as_ref().or(defaults.disks.as_ref())
-        && disks.is_empty()
+    if let Some((disks, at, owner)) = inherited(
+        node.disks.as_ref(),
+        defaults.disks.as_ref(),
+        index,
+        node,
+        "disks",
+    ) && disks.is_empty()
     {
-        findings.report_first(
-            &[path!["nodes", index, "disks"], path!["defaults", "disks"]],
-            format!(
-                "node `{}` needs at least one disk (the boot disk)",
-                node.name
-            ),
+        findings.report(
+            &at,
+            format!("{owner} needs at least one disk (the boot disk)"),
         );
     }
-    if let Some(memory) = node.memory.or(defaults.memory)
-        && memory.bytes() < crate::values::ByteSize::from_mib(256).bytes()
+    if let Some((memory, at, owner)) = inherited(
+        node.memory.as_ref(),
+        defaults.memory.as_ref(),
+        index,
+        node,
+        "memory",
+    ) && memory.bytes() < crate::values::ByteSize::from_mib(256).bytes()
     {
-        findings.report_first(
-            &[path!["nodes", index, "memory"], path!["defaults", "memory"]],
-            format!(
-                "node `{}`: {memory} of memory is too little to boot; use at least 256MiB",
-                node.name
-            ),
+        findings.report(
+            &at,
+            format!("{owner}: {memory} of memory is too little to boot; use at least 256MiB"),
         );
+    }
+}
+
+/// A VM setting with `defaults` applied: the value, where it is written,
+/// and whom to name (the node, or `defaults` which many nodes share).
+fn inherited<'a, T>(
+    own: Option<&'a T>,
+    default: Option<&'a T>,
+    index: usize,
+    node: &Node,
+    field: &str,
+) -> Option<(&'a T, crate::source::Path, String)> {
+    match (own, default) {
+        (Some(value), _) => Some((
+            value,
+            path!["nodes", index, field],
+            format!("node `{}`", node.name),
+        )),
+        (None, Some(value)) => Some((value, path!["defaults", field], "`defaults`".to_owned())),
+        (None, None) => None,
     }
 }
 
