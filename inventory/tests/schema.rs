@@ -78,3 +78,101 @@ fn the_committed_schema_is_current() {
         "docs/kiln.schema.json is out of date: run `KILN_UPDATE_SCHEMA=1 cargo test -p kiln-inventory --test schema`"
     );
 }
+
+/// Every field path the schema allows, as docs/inventory.md writes them:
+/// `nodes[].ip`, `images.<name>.url`.
+fn field_paths(
+    schema: &serde_json::Value,
+    node: &serde_json::Value,
+    prefix: &str,
+    out: &mut Vec<String>,
+) {
+    let node = resolve(schema, node);
+    for key in ["anyOf", "oneOf", "allOf"] {
+        for alternative in node
+            .get(key)
+            .and_then(|value| value.as_array())
+            .into_iter()
+            .flatten()
+        {
+            field_paths(schema, alternative, prefix, out);
+        }
+    }
+    if let Some(items) = node.get("items") {
+        field_paths(schema, items, &format!("{prefix}[]"), out);
+    }
+    if let Some(patterns) = node
+        .get("patternProperties")
+        .and_then(|value| value.as_object())
+    {
+        for value in patterns.values() {
+            field_paths(schema, value, &format!("{prefix}.<name>"), out);
+        }
+    }
+    for (name, value) in node
+        .get("properties")
+        .and_then(|value| value.as_object())
+        .into_iter()
+        .flatten()
+    {
+        let path = if prefix.is_empty() {
+            name.clone()
+        } else {
+            format!("{prefix}.{name}")
+        };
+        out.push(path.clone());
+        field_paths(schema, value, &path, out);
+    }
+}
+
+fn resolve<'a>(
+    schema: &'a serde_json::Value,
+    node: &'a serde_json::Value,
+) -> &'a serde_json::Value {
+    match node.get("$ref").and_then(|value| value.as_str()) {
+        Some(reference) => {
+            let name = reference.rsplit('/').next().unwrap_or_default();
+            &schema["definitions"][name]
+        }
+        None => node,
+    }
+}
+
+#[test]
+fn the_inventory_reference_documents_every_field() {
+    let schema = kiln_inventory::json_schema();
+    let mut paths = Vec::new();
+    field_paths(schema, schema, "", &mut paths);
+    let doc =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/inventory.md"))
+            .expect("docs/inventory.md");
+    let section_only = [
+        "agent",
+        "cluster",
+        "defaults",
+        "gitops",
+        "images",
+        "network",
+        "nodes",
+        "profiles",
+        "proxmox",
+        "secrets",
+        "ssh",
+        "storage",
+        "templates",
+    ];
+    let missing: Vec<&String> = paths
+        .iter()
+        .filter(|path| !section_only.contains(&path.as_str()))
+        .filter(|path| !doc.contains(&format!("`{path}`")))
+        .filter(|path| {
+            // A structured field documented through its parts (`proxmox.tls.fingerprint`)
+            // need not have a row of its own.
+            !doc.contains(&format!("`{path}."))
+        })
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "docs/inventory.md does not document: {missing:#?}"
+    );
+}

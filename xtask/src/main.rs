@@ -1,1 +1,56 @@
-fn main() {}
+//! `cargo xtask`: the project's own set-up and checks.
+//!
+//! `cargo xtask test` is the one gate CI runs: it installs what the tests
+//! need (saying what and why), then runs fmt, clippy, nextest and doctests.
+
+mod command;
+mod setup;
+mod test;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", about = "kiln's set-up and checks")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Debug, Subcommand)]
+enum Task {
+    /// Install what the tests need, then fmt, clippy, nextest and doctests.
+    Test {
+        /// Arguments passed on to `cargo nextest run` (e.g. a filter).
+        #[arg(last = true)]
+        nextest_args: Vec<String>,
+    },
+    /// Install what the tests need, and nothing else.
+    Setup,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.task {
+        Task::Test { nextest_args } => test::run_all(&nextest_args),
+        Task::Setup => setup::ensure_all().map(drop),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("xtask: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The workspace root (xtask lives one level below it).
+fn workspace_root() -> PathBuf {
+    let manifest_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest_dir
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or(manifest_dir)
+}

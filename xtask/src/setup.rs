@@ -1,0 +1,127 @@
+//! What the tests need from outside Cargo, installed when missing:
+//! Debian packages (apt-get) and Python tools in `./.venv` (pip).
+//! Every step checks first, so running it again does nothing.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use sha2::{Digest, Sha256};
+
+use crate::command::{run, succeeds};
+use crate::workspace_root;
+
+/// A Debian package, the file that shows it is installed, and why kiln needs it.
+struct Package {
+    name: &'static str,
+    probe: &'static str,
+    why: &'static str,
+}
+
+const PACKAGES: &[Package] = &[
+    Package {
+        name: "cloud-init",
+        probe: "/usr/bin/cloud-init",
+        why: "`cloud-init schema` validates every user-data kiln renders",
+    },
+    Package {
+        name: "genisoimage",
+        probe: "/usr/bin/genisoimage",
+        why: "builds and inspects NoCloud `cidata` ISOs",
+    },
+];
+
+/// Where the Python tools live, for the tests to find them.
+pub struct Tools {
+    pub venv_bin: PathBuf,
+}
+
+pub fn ensure_all() -> anyhow::Result<Tools> {
+    ensure_packages()?;
+    ensure_nextest()?;
+    let venv_bin = ensure_venv()?;
+    Ok(Tools { venv_bin })
+}
+
+fn ensure_packages() -> anyhow::Result<()> {
+    let missing: Vec<&Package> = PACKAGES
+        .iter()
+        .filter(|package| !std::path::Path::new(package.probe).exists())
+        .collect();
+    if missing.is_empty() {
+        println!("xtask: Debian packages present: {}", names(PACKAGES.iter()));
+        return Ok(());
+    }
+    for package in &missing {
+        println!("xtask: installing {} — {}", package.name, package.why);
+    }
+    let sudo = if is_root() {
+        None
+    } else if succeeds("sudo", &["-n", "true"]) {
+        Some("sudo")
+    } else {
+        bail!(
+            "missing Debian packages ({}) and no root or passwordless sudo to install them",
+            names(missing.iter().copied())
+        );
+    };
+    let apt = |args: &[&str]| -> anyhow::Result<()> {
+        let env = [("DEBIAN_FRONTEND", std::ffi::OsStr::new("noninteractive"))];
+        match sudo {
+            Some(sudo) => {
+                let mut full = vec!["apt-get"];
+                full.extend_from_slice(args);
+                run(sudo, &full, &env)
+            }
+            None => run("apt-get", args, &env),
+        }
+    };
+    apt(&["update", "-q"])?;
+    let mut install = vec!["install", "-y", "-q", "--no-install-recommends"];
+    install.extend(missing.iter().map(|package| package.name));
+    apt(&install)
+}
+
+fn names<'a>(packages: impl Iterator<Item = &'a Package>) -> String {
+    packages.map(|package| package.name).collect::<Vec<_>>().join(", ")
+}
+
+fn is_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|output| output.stdout.trim_ascii() == b"0")
+}
+
+fn ensure_nextest() -> anyhow::Result<()> {
+    if succeeds("cargo", &["nextest", "--version"]) {
+        return Ok(());
+    }
+    println!("xtask: installing cargo-nextest — the test runner");
+    run("cargo", &["install", "cargo-nextest", "--locked"], &[])
+}
+
+/// The venv is rebuilt only when `xtask/python-requirements.txt` changes.
+fn ensure_venv() -> anyhow::Result<PathBuf> {
+    let root = workspace_root();
+    let venv = root.join(".venv");
+    let bin = venv.join("bin");
+    let requirements = root.join("xtask/python-requirements.txt");
+    let wanted = std::fs::read(&requirements)
+        .with_context(|| format!("cannot read {}", requirements.display()))?;
+    let stamp = venv.join(".kiln-requirements.sha256");
+    let digest = hex::encode(Sha256::digest(&wanted));
+    if std::fs::read_to_string(&stamp).is_ok_and(|installed| installed == digest) && bin.join("python3").exists() {
+        println!("xtask: Python tools present in .venv");
+        return Ok(bin);
+    }
+    println!("xtask: installing Python tools into .venv — OpenBao (`bao`) for the secrets tests, proxmoxer for the lab's third-party client test");
+    if !bin.join("python3").exists() {
+        let venv_path = venv.to_string_lossy().into_owned();
+        run("python3", &["-m", "venv", &venv_path], &[])?;
+    }
+    let pip = bin.join("pip").to_string_lossy().into_owned();
+    let requirements_path = requirements.to_string_lossy().into_owned();
+    run(&pip, &["install", "-q", "--disable-pip-version-check", "-r", &requirements_path], &[])?;
+    std::fs::write(&stamp, digest).with_context(|| format!("cannot write {}", stamp.display()))?;
+    Ok(bin)
+}
