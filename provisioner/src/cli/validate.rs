@@ -5,6 +5,7 @@ use serde_json::json;
 use super::{Exit, GlobalArgs, OutputFormat};
 
 pub fn run(global: &GlobalArgs) -> anyhow::Result<Exit> {
+    tracing::debug!(inventory = %global.inventory.display(), "validating");
     match kiln_inventory::load(&global.inventory) {
         Ok(inventory) => {
             let vms = inventory.nodes.iter().filter(|node| node.is_vm()).count();
