@@ -15,6 +15,7 @@
 
 mod checks;
 mod diagnostic;
+mod effective;
 pub mod model;
 mod overlay;
 mod secret_uses;
@@ -26,6 +27,7 @@ use std::path::Path as FsPath;
 use std::sync::OnceLock;
 
 pub use diagnostic::{Diagnostic, InventoryError, Located};
+pub use effective::{DEFAULT_CORES, DEFAULT_MEMORY, EffectiveDisk, VmSpec};
 pub use model::Inventory;
 pub use secret_uses::SecretUse;
 
