@@ -1,1 +1,53 @@
 //! The Proxmox VE API client.
+//!
+//! Built on reqwest over a [`kiln_tls::Trust`] config (ring only). Every
+//! mutating call returns a [`TaskHandle`]; [`ProxmoxClient::wait`] polls
+//! the node named in the UPID. Errors carry the endpoint, node and VMID and
+//! are classified ([`ErrorClass`]) so callers retry, re-allocate or stop.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), kiln::proxmox::Error> {
+//! use kiln::proxmox::*;
+//! let auth = Auth::token_from_str("kiln@pve!prov=00000000-0000-0000-0000-000000000000")?;
+//! let pin = "AB:CD:..".parse().map_err(|e| Error::Config(format!("{e}")))?;
+//! let client = ProxmoxClient::new(ClientConfig::new("https://10.0.0.2:8006", auth, kiln_tls::Trust::Pin(pin)))?;
+//! let (vmid, _) = client.clone_new("pve1", 9000, &CloneOptions::default(), None).await?;
+//! client.run(|| client.start("pve1", vmid)).await?;
+//! # Ok(()) }
+//! ```
+
+mod agent;
+mod client;
+mod cluster;
+mod config;
+mod de;
+mod error;
+mod limits;
+mod params;
+mod storage;
+mod task;
+mod upid;
+mod vm;
+
+#[cfg(test)]
+mod fixtures;
+
+pub use agent::{
+    AddressFamily, AgentIpAddress, FileContent, NetworkInterface, choose_address, is_global_unicast,
+};
+pub use client::{Auth, ClientConfig, ProxmoxClient, RetryPolicy, seg};
+pub use cluster::{NodeInfo, Version, VmResource};
+pub use config::{
+    AgentOption, CiCustom, IpConfig, NetDevice, VmConfig, VmConfigUpdate, encode_sshkeys,
+    mac_from_net,
+};
+pub use de::split_tags;
+pub use error::{Endpoint, Error, ErrorClass, Result, Target, classify};
+pub use limits::{Limits, LimitsConfig, Permits};
+pub use params::Params;
+pub use storage::{
+    Checksum, DownloadUrl, ImportContent, StorageContent, StorageInfo, Upload, UploadSource,
+};
+pub use task::{TaskHandle, TaskLogLine, TaskOutcome, TaskStatus, exit_success};
+pub use upid::Upid;
+pub use vm::{CloneOptions, DeleteOptions, ShutdownOptions, VmStatus, VmidReservation};

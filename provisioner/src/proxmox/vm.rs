@@ -1,0 +1,513 @@
+//! VM lifecycle: VMID allocation, clone, config, resize, power, delete,
+//! template, status.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use regex::Regex;
+use reqwest::Method;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::client::{Body, ProxmoxClient, endpoint, seg};
+use super::config::{VmConfig, VmConfigUpdate};
+use super::de;
+use super::error::{Error, Result, Target};
+use super::params::Params;
+use super::task::{TaskHandle, TaskOutcome};
+
+/// How many candidate ids one allocation checks before giving up.
+const VMID_SCAN: u32 = 1000;
+/// How many times a clone picks a fresh id after `already exists`.
+const CLONE_CONFLICT_ATTEMPTS: u32 = 8;
+
+/// In-process VMID reservations. `nextid` reserves nothing, so ids handed
+/// out but not yet created are remembered here until the clone finished.
+#[derive(Debug, Default)]
+pub(crate) struct VmidBook {
+    reserved: Arc<Mutex<BTreeSet<u32>>>,
+    /// Serializes allocations so two callers never check the same id at once.
+    allocating: tokio::sync::Mutex<()>,
+}
+
+/// A VMID held for this process; dropping it releases the hold (do that
+/// once the VM exists or the attempt is abandoned).
+#[derive(Debug)]
+pub struct VmidReservation {
+    vmid: u32,
+    book: Arc<Mutex<BTreeSet<u32>>>,
+}
+
+impl VmidReservation {
+    pub fn vmid(&self) -> u32 {
+        self.vmid
+    }
+}
+
+impl Drop for VmidReservation {
+    fn drop(&mut self) {
+        self.book
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.vmid);
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CloneOptions {
+    /// DNS name of the new VM.
+    pub name: Option<String>,
+    /// `Some(false)` = linked clone (templates only); `None` = PVE's default.
+    pub full: Option<bool>,
+    /// Target node; needs all source disks on shared storage.
+    pub target: Option<String>,
+    /// Target storage (full clones only).
+    pub storage: Option<String>,
+    /// `raw`, `qcow2` or `vmdk` (full clones only).
+    pub format: Option<String>,
+    pub pool: Option<String>,
+    pub description: Option<String>,
+    pub snapname: Option<String>,
+    pub bwlimit_kib: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeleteOptions {
+    /// Also remove the VMID from backup jobs, replication and HA.
+    pub purge: bool,
+    /// Also delete `vm-N-*` disks not referenced in the config.
+    pub destroy_unreferenced_disks: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ShutdownOptions {
+    /// Seconds PVE waits for the guest.
+    pub timeout_secs: Option<u32>,
+    /// Hard-stop the VM if the guest has not shut down in time.
+    pub force_stop: bool,
+}
+
+/// `GET /nodes/{node}/qemu/{vmid}/status/current`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct VmStatus {
+    /// `running` or `stopped`.
+    pub status: String,
+    /// QMP state (`running`, `paused`, `prelaunch`, …); may differ from `status`.
+    #[serde(default, deserialize_with = "de::opt_string")]
+    pub qmpstatus: Option<String>,
+    #[serde(default, deserialize_with = "de::opt_u32")]
+    pub vmid: Option<u32>,
+    #[serde(default, deserialize_with = "de::opt_string")]
+    pub name: Option<String>,
+    #[serde(default, deserialize_with = "de::opt_string")]
+    pub lock: Option<String>,
+    /// The config flag, not whether the agent answers.
+    #[serde(default, deserialize_with = "de::bool01")]
+    pub agent: bool,
+    #[serde(default, deserialize_with = "de::bool01")]
+    pub template: bool,
+    #[serde(default, deserialize_with = "de::tags")]
+    pub tags: Vec<String>,
+    #[serde(default, deserialize_with = "de::opt_u64")]
+    pub pid: Option<u64>,
+    #[serde(default, deserialize_with = "de::opt_u64")]
+    pub uptime: Option<u64>,
+    #[serde(default, deserialize_with = "de::opt_u64")]
+    pub cpus: Option<u64>,
+    #[serde(default, deserialize_with = "de::opt_u64")]
+    pub maxmem: Option<u64>,
+    #[serde(default, deserialize_with = "de::opt_u64")]
+    pub maxdisk: Option<u64>,
+}
+
+impl VmStatus {
+    pub fn is_running(&self) -> bool {
+        self.status == "running"
+    }
+}
+
+static SIZE_RE: LazyLock<Option<Regex>> =
+    LazyLock::new(|| Regex::new(r"^\+?\d+(\.\d+)?[KMGT]?$").ok());
+static DISK_RE: LazyLock<Option<Regex>> = LazyLock::new(|| {
+    Regex::new(
+        r"^(ide[0-3]|sata[0-5]|scsi([0-9]|[12][0-9]|30)|virtio([0-9]|1[0-5])|efidisk0|tpmstate0)$",
+    )
+    .ok()
+});
+
+pub(crate) fn vm_path(node: &str, vmid: u32, tail: &str) -> String {
+    if tail.is_empty() {
+        format!("/nodes/{}/qemu/{vmid}", seg(node))
+    } else {
+        format!("/nodes/{}/qemu/{vmid}/{tail}", seg(node))
+    }
+}
+
+impl ProxmoxClient {
+    /// Sends a mutating call while holding this node's (and storage's)
+    /// concurrency slot; the slot travels in the handle until waited for.
+    pub(crate) async fn dispatch(
+        &self,
+        method: Method,
+        path: &str,
+        params: Params,
+        target: &Target,
+        storage: Option<&str>,
+    ) -> Result<TaskHandle> {
+        let node = target.node.as_deref().unwrap_or_default();
+        let permits = self.inner.limits.acquire(node, storage).await;
+        let ep = endpoint(&method, path);
+        let data: Value = self
+            .call(method, path, Body::Params(params), target)
+            .await?;
+        TaskHandle::from_data(data, &ep, target, permits)
+    }
+
+    /// `GET /cluster/nextid`: the lowest free id (reserves nothing).
+    pub async fn next_id(&self) -> Result<u32> {
+        let ep = endpoint(&Method::GET, "/cluster/nextid");
+        let v: Value = self
+            .get("/cluster/nextid", Params::new(), &Target::default())
+            .await?;
+        de::id_value(&v).ok_or_else(|| Error::Decode {
+            endpoint: ep,
+            target: Target::default(),
+            reason: format!("nextid is not a number: {v}"),
+        })
+    }
+
+    /// `GET /cluster/nextid?vmid=N`: `false` when PVE says it already exists.
+    pub async fn vmid_is_free(&self, vmid: u32) -> Result<bool> {
+        let r: Result<Value> = self
+            .get(
+                "/cluster/nextid",
+                Params::new().set("vmid", vmid),
+                &Target {
+                    node: None,
+                    vmid: Some(vmid),
+                },
+            )
+            .await;
+        match r {
+            Ok(_) => Ok(true),
+            Err(e) if e.is_conflict() => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Reserves a VMID no other caller of this client can get: the lowest id
+    /// at or above `from` (default: PVE's nextid) that is neither reserved
+    /// here nor known to PVE.
+    pub async fn allocate_vmid(&self, from: Option<u32>) -> Result<VmidReservation> {
+        let book = &self.inner.vmids;
+        let _turn = book.allocating.lock().await;
+        let start = match from {
+            Some(n) => n,
+            None => self.next_id().await?,
+        };
+        let mut candidate = start;
+        for _ in 0..VMID_SCAN {
+            let taken_here = book
+                .reserved
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .contains(&candidate);
+            if !taken_here && self.vmid_is_free(candidate).await? {
+                book.reserved
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert(candidate);
+                return Ok(VmidReservation {
+                    vmid: candidate,
+                    book: book.reserved.clone(),
+                });
+            }
+            candidate = candidate.saturating_add(1);
+        }
+        Err(Error::VmidExhausted {
+            start,
+            attempts: VMID_SCAN,
+        })
+    }
+
+    /// `POST /nodes/{node}/qemu/{vmid}/clone`.
+    pub async fn clone_vm(
+        &self,
+        node: &str,
+        vmid: u32,
+        newid: u32,
+        opts: &CloneOptions,
+    ) -> Result<TaskHandle> {
+        let params = Params::new()
+            .set("newid", newid)
+            .set_opt("name", opts.name.as_deref())
+            .flag_opt("full", opts.full)
+            .set_opt("target", opts.target.as_deref())
+            .set_opt("storage", opts.storage.as_deref())
+            .set_opt("format", opts.format.as_deref())
+            .set_opt("pool", opts.pool.as_deref())
+            .set_opt("description", opts.description.as_deref())
+            .set_opt("snapname", opts.snapname.as_deref())
+            .set_opt("bwlimit", opts.bwlimit_kib);
+        let target_node = opts.target.as_deref().unwrap_or(node);
+        let target = Target::vm(target_node, newid);
+        self.dispatch(
+            Method::POST,
+            &vm_path(node, vmid, "clone"),
+            params,
+            &target,
+            // Linked clones allocate on the template's storage, unknown here;
+            // the source node stands in for it so clones still queue.
+            Some(opts.storage.as_deref().unwrap_or(node)),
+        )
+        .await
+    }
+
+    /// Clones into a freshly allocated VMID and waits for the task; when the
+    /// id turns out to be taken (another client raced us), picks another.
+    /// Returns the new VMID.
+    pub async fn clone_new(
+        &self,
+        node: &str,
+        vmid: u32,
+        opts: &CloneOptions,
+        from: Option<u32>,
+    ) -> Result<(u32, TaskOutcome)> {
+        let mut last = None;
+        for _ in 0..CLONE_CONFLICT_ATTEMPTS {
+            let reservation = self.allocate_vmid(from).await?;
+            let newid = reservation.vmid();
+            match self.run(|| self.clone_vm(node, vmid, newid, opts)).await {
+                Ok(outcome) => return Ok((newid, outcome)),
+                Err(e) if e.is_conflict() => {
+                    tracing::debug!(newid, error = %e, "VMID taken meanwhile, picking another");
+                    last = Some(e);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.unwrap_or(Error::VmidExhausted {
+            start: from.unwrap_or_default(),
+            attempts: CLONE_CONFLICT_ATTEMPTS,
+        }))
+    }
+
+    /// `GET /nodes/{node}/qemu`: the VMs on one node.
+    pub async fn node_vms(&self, node: &str) -> Result<Vec<super::cluster::VmResource>> {
+        let mut vms: Vec<super::cluster::VmResource> = self
+            .get(
+                &format!("/nodes/{}/qemu", seg(node)),
+                Params::new(),
+                &Target::node(node),
+            )
+            .await?;
+        for vm in &mut vms {
+            if vm.node.is_empty() {
+                vm.node = node.to_owned();
+            }
+        }
+        Ok(vms)
+    }
+
+    /// `GET /nodes/{node}/qemu/{vmid}/config` (pending values applied).
+    pub async fn vm_config(&self, node: &str, vmid: u32) -> Result<VmConfig> {
+        self.get(
+            &vm_path(node, vmid, "config"),
+            Params::new(),
+            &Target::vm(node, vmid),
+        )
+        .await
+    }
+
+    /// `POST …/config`: asynchronous; prefer it for hotplug and storage.
+    pub async fn update_config(
+        &self,
+        node: &str,
+        vmid: u32,
+        update: &VmConfigUpdate,
+    ) -> Result<TaskHandle> {
+        let params = update.params()?;
+        self.dispatch(
+            Method::POST,
+            &vm_path(node, vmid, "config"),
+            params,
+            &Target::vm(node, vmid),
+            None,
+        )
+        .await
+    }
+
+    /// `PUT …/config`: synchronous, done when it returns.
+    pub async fn update_config_sync(
+        &self,
+        node: &str,
+        vmid: u32,
+        update: &VmConfigUpdate,
+    ) -> Result<()> {
+        let params = update.params()?;
+        let handle = self
+            .dispatch(
+                Method::PUT,
+                &vm_path(node, vmid, "config"),
+                params,
+                &Target::vm(node, vmid),
+                None,
+            )
+            .await?;
+        // PUT answers null; a UPID here would be a server deviation worth waiting on.
+        self.wait(handle).await.map(drop)
+    }
+
+    /// `PUT …/cloudinit`: regenerate the drive of a running VM.
+    pub async fn regenerate_cloudinit(&self, node: &str, vmid: u32) -> Result<()> {
+        let _: Value = self
+            .put(
+                &vm_path(node, vmid, "cloudinit"),
+                Params::new(),
+                &Target::vm(node, vmid),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// `PUT …/resize`: `size` like `+10G` (grow) or `32G` (absolute). PVE ≥ 8.0
+    /// answers a task, older releases null; both come back as a handle.
+    pub async fn resize(
+        &self,
+        node: &str,
+        vmid: u32,
+        disk: &str,
+        size: &str,
+    ) -> Result<TaskHandle> {
+        if !SIZE_RE.as_ref().is_some_and(|r| r.is_match(size)) {
+            return Err(Error::Invalid(format!(
+                "resize size {size:?} must look like +10G or 32G"
+            )));
+        }
+        if !DISK_RE.as_ref().is_some_and(|r| r.is_match(disk)) {
+            return Err(Error::Invalid(format!(
+                "resize disk {disk:?} is not a disk slot"
+            )));
+        }
+        let params = Params::new().set("disk", disk).set("size", size);
+        self.dispatch(
+            Method::PUT,
+            &vm_path(node, vmid, "resize"),
+            params,
+            &Target::vm(node, vmid),
+            None,
+        )
+        .await
+    }
+
+    async fn power(
+        &self,
+        node: &str,
+        vmid: u32,
+        action: &str,
+        params: Params,
+    ) -> Result<TaskHandle> {
+        self.dispatch(
+            Method::POST,
+            &vm_path(node, vmid, &format!("status/{action}")),
+            params,
+            &Target::vm(node, vmid),
+            None,
+        )
+        .await
+    }
+
+    pub async fn start(&self, node: &str, vmid: u32) -> Result<TaskHandle> {
+        self.power(node, vmid, "start", Params::new()).await
+    }
+
+    /// Hard power-off.
+    pub async fn stop(&self, node: &str, vmid: u32) -> Result<TaskHandle> {
+        self.power(node, vmid, "stop", Params::new()).await
+    }
+
+    /// ACPI/agent shutdown.
+    pub async fn shutdown(
+        &self,
+        node: &str,
+        vmid: u32,
+        opts: ShutdownOptions,
+    ) -> Result<TaskHandle> {
+        let params = Params::new()
+            .set_opt("timeout", opts.timeout_secs)
+            .flag_opt("forceStop", opts.force_stop.then_some(true));
+        self.power(node, vmid, "shutdown", params).await
+    }
+
+    pub async fn reboot(&self, node: &str, vmid: u32) -> Result<TaskHandle> {
+        self.power(node, vmid, "reboot", Params::new()).await
+    }
+
+    pub async fn vm_status(&self, node: &str, vmid: u32) -> Result<VmStatus> {
+        self.get(
+            &vm_path(node, vmid, "status/current"),
+            Params::new(),
+            &Target::vm(node, vmid),
+        )
+        .await
+    }
+
+    /// `DELETE /nodes/{node}/qemu/{vmid}`.
+    pub async fn delete_vm(
+        &self,
+        node: &str,
+        vmid: u32,
+        opts: DeleteOptions,
+    ) -> Result<TaskHandle> {
+        let params = Params::new()
+            .flag_opt("purge", opts.purge.then_some(true))
+            .flag_opt(
+                "destroy-unreferenced-disks",
+                opts.destroy_unreferenced_disks.then_some(true),
+            );
+        self.dispatch(
+            Method::DELETE,
+            &vm_path(node, vmid, ""),
+            params,
+            &Target::vm(node, vmid),
+            None,
+        )
+        .await
+    }
+
+    /// `POST …/template`: turn a stopped VM into a template.
+    pub async fn make_template(&self, node: &str, vmid: u32) -> Result<TaskHandle> {
+        self.dispatch(
+            Method::POST,
+            &vm_path(node, vmid, "template"),
+            Params::new(),
+            &Target::vm(node, vmid),
+            None,
+        )
+        .await
+    }
+
+    /// Polls `status/current` until no `lock` is set (a clone's target stays
+    /// locked until its task ends; touching it earlier fails).
+    pub async fn wait_unlocked(&self, node: &str, vmid: u32, timeout: Duration) -> Result<()> {
+        let started = Instant::now();
+        let mut pause = Duration::from_millis(100);
+        loop {
+            let status = self.vm_status(node, vmid).await?;
+            let Some(lock) = status.lock.filter(|l| !l.is_empty()) else {
+                return Ok(());
+            };
+            if started.elapsed() >= timeout {
+                return Err(Error::WaitTimeout {
+                    what: "waiting for the VM lock to clear",
+                    target: Target::vm(node, vmid),
+                    after: timeout,
+                    last: Some(format!("lock: {lock}")),
+                });
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(2));
+        }
+    }
+}
