@@ -18,6 +18,7 @@ mod diagnostic;
 mod effective;
 pub mod model;
 mod overlay;
+mod resolve;
 mod secret_uses;
 mod shape;
 pub mod source;
