@@ -43,11 +43,7 @@ pub struct NetworkConfig {
 pub struct Ethernet {
     #[serde(rename = "match")]
     pub matching: Match,
-    #[serde(
-        rename = "set-name",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "set-name", default, skip_serializing_if = "Option::is_none")]
     pub set_name: Option<String>,
     pub addresses: Vec<String>,
     pub gateway4: Ipv4Addr,

@@ -181,16 +181,14 @@ impl ProxmoxConfig {
             not_delivered.push("ssh_keys (the host key)".to_owned());
         }
         if inventory.cluster.domain.is_some() {
-            not_delivered.push(
-                "fqdn (PVE derives it from the VM name and searchdomain)".to_owned(),
-            );
+            not_delivered
+                .push("fqdn (PVE derives it from the VM name and searchdomain)".to_owned());
         }
         if inventory.network.mtu.is_some() {
             not_delivered.push("mtu".to_owned());
         }
-        not_delivered.push(
-            "instance-id (PVE derives it from a hash of the generated config)".to_owned(),
-        );
+        not_delivered
+            .push("instance-id (PVE derives it from a hash of the generated config)".to_owned());
         Self {
             delivery: Delivery::Native,
             keys,
@@ -344,9 +342,16 @@ mod tests {
     #[test]
     fn native_path_lists_what_it_cannot_deliver() {
         let tiny = native_for("minimal.yaml", "box");
-        assert_eq!(tiny.keys[&PveKey::Ipconfig0], "ip=192.168.1.50/24,gw=192.168.1.1");
+        assert_eq!(
+            tiny.keys[&PveKey::Ipconfig0],
+            "ip=192.168.1.50/24,gw=192.168.1.1"
+        );
         assert!(!tiny.keys.contains_key(&PveKey::Nameserver));
-        assert!(tiny.not_delivered.iter().any(|what| what.starts_with("packages (qemu-guest-agent")));
+        assert!(
+            tiny.not_delivered
+                .iter()
+                .any(|what| what.starts_with("packages (qemu-guest-agent"))
+        );
     }
 
     #[test]

@@ -131,10 +131,18 @@ mod tests {
     fn nodes_that_take_no_cloud_config_are_refused_by_name() {
         let home = inventory("homelab-k3s.yaml");
         let input = RenderInput::default();
-        assert!(matches!(render(&home, "nope", &input), Err(RenderError::UnknownNode(n)) if n == "nope"));
-        assert!(matches!(render(&home, "nuc1", &input), Err(RenderError::BareMetal(_))));
+        assert!(
+            matches!(render(&home, "nope", &input), Err(RenderError::UnknownNode(n)) if n == "nope")
+        );
+        assert!(matches!(
+            render(&home, "nuc1", &input),
+            Err(RenderError::BareMetal(_))
+        ));
         let talos = inventory("homelab-talos.yaml");
-        assert!(matches!(render(&talos, "cp1", &input), Err(RenderError::Talos(_))));
+        assert!(matches!(
+            render(&talos, "cp1", &input),
+            Err(RenderError::Talos(_))
+        ));
     }
 
     #[test]

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 use kiln_inventory::Inventory;
 
-pub const ED25519: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIC/Wqd8fBeliUlUSfo1SQDji2PxCu7lYS6bB7UYNNO70 kiln@test";
+pub const ED25519: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIC/Wqd8fBeliUlUSfo1SQDji2PxCu7lYS6bB7UYNNO70 kiln@test";
 
 pub const HOST_PRIVATE: &str = include_str!("../tests/fixtures/host_ed25519");
 

@@ -26,10 +26,9 @@ fn every_node_of_every_example() {
     for (example, inventory) in common::examples() {
         for node in &inventory.nodes {
             match render(&inventory, node.name.as_str(), &input) {
-                Ok(seed) => insta::assert_snapshot!(
-                    format!("{example}__{}", node.name),
-                    combined(&seed)
-                ),
+                Ok(seed) => {
+                    insta::assert_snapshot!(format!("{example}__{}", node.name), combined(&seed))
+                }
                 Err(error) if common::not_cloud_init(&error) => {
                     not_rendered.push_str(&format!("{example}/{}: {error}\n", node.name));
                 }

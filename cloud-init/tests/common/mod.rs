@@ -10,7 +10,9 @@ use kiln_cloud_init::{Command, Generation, HostKeyPair, RenderError, RenderInput
 use kiln_inventory::Inventory;
 
 pub fn fixture(name: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
     std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("{}: {error}", path.display()))
 }
 
@@ -23,11 +25,19 @@ pub fn examples() -> Vec<(String, Inventory)> {
         .filter(|path| path.extension().is_some_and(|ext| ext == "yaml"))
         .collect();
     paths.sort();
-    assert!(paths.len() >= 4, "expected the example inventories in {}", dir.display());
+    assert!(
+        paths.len() >= 4,
+        "expected the example inventories in {}",
+        dir.display()
+    );
     paths
         .into_iter()
         .map(|path| {
-            let stem = path.file_stem().expect("stem").to_string_lossy().into_owned();
+            let stem = path
+                .file_stem()
+                .expect("stem")
+                .to_string_lossy()
+                .into_owned();
             let inventory = kiln_inventory::load(&path)
                 .unwrap_or_else(|error| panic!("{}", error.render(false)));
             (stem, inventory)
@@ -59,17 +69,26 @@ pub fn full_input() -> RenderInput {
         generation: "019aa1b2-run.7".parse().expect("generation"),
         mac: Some("BC:24:11:5E:00:07".parse().expect("mac")),
         package_upgrade: true,
-        packages: vec!["jq".parse().expect("package"), "nfs-common".parse().expect("package")],
+        packages: vec![
+            "jq".parse().expect("package"),
+            "nfs-common".parse().expect("package"),
+        ],
         write_files: vec![
-            WriteFile::new("/etc/kiln/agent.toml", "collector = \"https://10.0.0.5:9443\"\ninterval = \"15s\"\n")
-                .expect("file")
-                .permissions(0o600)
-                .expect("mode")
-                .owner("root:root"),
-            WriteFile::new("/home/kiln/.note", "yes: no\n# not a comment\n'quoted' \"text\"\n")
-                .expect("file")
-                .owner("kiln:kiln")
-                .deferred(),
+            WriteFile::new(
+                "/etc/kiln/agent.toml",
+                "collector = \"https://10.0.0.5:9443\"\ninterval = \"15s\"\n",
+            )
+            .expect("file")
+            .permissions(0o600)
+            .expect("mode")
+            .owner("root:root"),
+            WriteFile::new(
+                "/home/kiln/.note",
+                "yes: no\n# not a comment\n'quoted' \"text\"\n",
+            )
+            .expect("file")
+            .owner("kiln:kiln")
+            .deferred(),
         ],
         runcmd: vec![
             Command::new(["sh", "-c", "echo ready > /run/kiln-ready"]).expect("command"),
@@ -81,4 +100,42 @@ pub fn full_input() -> RenderInput {
 /// Whether `error` is a node kiln deliberately renders no cloud-config for.
 pub fn not_cloud_init(error: &RenderError) -> bool {
     matches!(error, RenderError::BareMetal(_) | RenderError::Talos(_))
+}
+
+/// The path of a program the real-component tests run. Missing, the test
+/// fails (never skips): `cargo xtask test` installs it.
+pub fn tool(name: &str, debian_package: &str) -> PathBuf {
+    let found = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join(name))
+            .find(|candidate| candidate.is_file())
+    });
+    found.unwrap_or_else(|| {
+        panic!(
+            "`{name}` is not installed (Debian package `{debian_package}`): run `cargo xtask test`, which installs what the tests need"
+        )
+    })
+}
+
+/// Every seed the examples render, with the plain and the full input:
+/// `(label, seed)`.
+pub fn all_seeds() -> Vec<(String, kiln_cloud_init::NodeSeed)> {
+    let mut seeds = Vec::new();
+    for (example, inventory) in examples() {
+        for node in &inventory.nodes {
+            for (variant, input) in [("plain", plain_input()), ("full", full_input())] {
+                match kiln_cloud_init::render(&inventory, node.name.as_str(), &input) {
+                    Ok(seed) => seeds.push((format!("{example}/{}/{variant}", node.name), seed)),
+                    Err(error) if not_cloud_init(&error) => {}
+                    Err(error) => panic!("{example}/{}: {error}", node.name),
+                }
+            }
+        }
+    }
+    assert!(
+        seeds.len() >= 18,
+        "expected every VM node of the examples, got {}",
+        seeds.len()
+    );
+    seeds
 }
