@@ -17,6 +17,7 @@
 //! ```
 
 mod agent;
+mod auth;
 mod client;
 mod cluster;
 mod config;
@@ -35,7 +36,8 @@ mod fixtures;
 pub use agent::{
     AddressFamily, AgentIpAddress, FileContent, NetworkInterface, choose_address, is_global_unicast,
 };
-pub use client::{Auth, ClientConfig, ProxmoxClient, RetryPolicy, seg};
+pub use auth::Auth;
+pub use client::{ClientConfig, ProxmoxClient, RetryPolicy, seg};
 pub use cluster::{NodeInfo, Version, VmResource};
 pub use config::{
     AgentOption, CiCustom, IpConfig, NetDevice, VmConfig, VmConfigUpdate, encode_sshkeys,

@@ -1,0 +1,164 @@
+//! Authentication: API token header, or ticket + CSRF token renewed
+//! before PVE's 2 h ticket lifetime ends.
+
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use reqwest::header::{HeaderMap, HeaderValue};
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use super::client::{
+    ProxmoxClient, api_error, decode, endpoint, parse_data, reason_phrase, transport,
+};
+use super::error::{Error, Result, Target};
+use super::params::Params;
+
+/// How kiln authenticates to PVE.
+#[derive(Debug, Clone)]
+pub enum Auth {
+    /// `Authorization: PVEAPIToken=<id>=<secret>`; `id` is `user@realm!name`.
+    Token { id: String, secret: SecretString },
+    /// `POST /access/ticket`, then cookie + CSRF header; renewed before the
+    /// ticket's 2 h lifetime runs out.
+    Password {
+        username: String,
+        password: SecretString,
+    },
+}
+
+impl Auth {
+    /// Parses `user@realm!tokenid=secret` (the `KILN_PROXMOX_TOKEN` form),
+    /// splitting on the last `=` as PVE does.
+    pub fn token_from_str(s: &str) -> Result<Self> {
+        let s = s.trim();
+        let (id, secret) = s.rsplit_once('=').ok_or_else(|| {
+            Error::Config("API token must look like user@realm!name=secret".into())
+        })?;
+        let valid_id = id
+            .split_once('!')
+            .is_some_and(|(user, name)| user.contains('@') && !name.is_empty());
+        if !valid_id || secret.is_empty() {
+            return Err(Error::Config(
+                "API token must look like user@realm!name=secret".into(),
+            ));
+        }
+        Ok(Auth::Token {
+            id: id.to_owned(),
+            secret: SecretString::from(secret.to_owned()),
+        })
+    }
+}
+
+/// PVE tickets live 2 h; renew at half-life like proxmoxer does.
+const TICKET_RENEW_AFTER: Duration = Duration::from_secs(3600);
+
+pub(crate) struct Ticket {
+    cookie: HeaderValue,
+    csrf: HeaderValue,
+    obtained: Instant,
+}
+
+pub(crate) enum AuthState {
+    Token(HeaderValue),
+    Password {
+        username: String,
+        password: SecretString,
+        ticket: tokio::sync::Mutex<Option<Ticket>>,
+    },
+}
+
+pub(crate) fn sensitive(value: String) -> Result<HeaderValue> {
+    let mut v = HeaderValue::from_str(&value).map_err(|_| {
+        Error::Config("credential contains characters not allowed in a header".into())
+    })?;
+    v.set_sensitive(true);
+    Ok(v)
+}
+
+#[derive(Deserialize)]
+struct TicketData {
+    ticket: String,
+    #[serde(rename = "CSRFPreventionToken")]
+    csrf: String,
+}
+
+impl ProxmoxClient {
+    pub(crate) async fn drop_ticket(&self) -> bool {
+        match &self.inner.auth {
+            AuthState::Token(_) => false,
+            AuthState::Password { ticket, .. } => ticket.lock().await.take().is_some(),
+        }
+    }
+
+    pub(crate) async fn auth_headers(&self, method: &Method, target: &Target) -> Result<HeaderMap> {
+        let mut h = HeaderMap::new();
+        match &self.inner.auth {
+            AuthState::Token(v) => {
+                h.insert(reqwest::header::AUTHORIZATION, v.clone());
+            }
+            AuthState::Password {
+                username,
+                password,
+                ticket,
+            } => {
+                let mut slot = ticket.lock().await;
+                let fresh = slot
+                    .as_ref()
+                    .is_some_and(|t| t.obtained.elapsed() < TICKET_RENEW_AFTER);
+                if !fresh {
+                    *slot = Some(self.login(username, password, target).await?);
+                }
+                if let Some(t) = slot.as_ref() {
+                    h.insert(reqwest::header::COOKIE, t.cookie.clone());
+                    // PVE checks CSRF on every non-GET request made with a ticket.
+                    if method != Method::GET {
+                        h.insert("CSRFPreventionToken", t.csrf.clone());
+                    }
+                }
+            }
+        }
+        Ok(h)
+    }
+
+    async fn login(
+        &self,
+        username: &str,
+        password: &SecretString,
+        target: &Target,
+    ) -> Result<Ticket> {
+        let ep = endpoint(&Method::POST, "/access/ticket");
+        let form = Params::new()
+            .set("username", username)
+            .secret("password", password.clone());
+        let url = format!("{}/access/ticket", self.inner.base);
+        let timeout = self.inner.config.request_timeout;
+        let exchange = async {
+            let resp = self.inner.http.post(url).form(&form).send().await?;
+            let status = resp.status();
+            let reason = reason_phrase(&resp);
+            let bytes = resp.bytes().await?;
+            Ok::<_, reqwest::Error>((status, reason, bytes))
+        };
+        let (status, reason, bytes) = match tokio::time::timeout(timeout, exchange).await {
+            Err(_) => {
+                return Err(Error::Timeout {
+                    endpoint: ep,
+                    target: target.clone(),
+                    after: timeout,
+                });
+            }
+            Ok(Err(e)) => return Err(transport(ep, target, &e)),
+            Ok(Ok(v)) => v,
+        };
+        if !status.is_success() {
+            return Err(api_error(ep, target, status, reason, &bytes));
+        }
+        let data: TicketData = decode(parse_data(&bytes, &ep, target)?, &ep, target)?;
+        Ok(Ticket {
+            cookie: sensitive(format!("PVEAuthCookie={}", data.ticket))?,
+            csrf: sensitive(data.csrf)?,
+            obtained: Instant::now(),
+        })
+    }
+}
