@@ -1,0 +1,37 @@
+//! Errors of starting and running a lab.
+
+use std::path::PathBuf;
+
+/// Why a lab could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum LabError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("the lab listens on loopback only; {0} is not a loopback address")]
+    NotLoopback(std::net::SocketAddr),
+    #[error("cannot make the lab's TLS certificate: {0}")]
+    Certificate(String),
+    #[error("cannot read the faults file {path}: {source}")]
+    FaultsRead {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid faults file {path}: {message}")]
+    FaultsParse { path: PathBuf, message: String },
+    #[error("cannot open the request log {path}: {source}")]
+    RequestLog {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the embedded PVE API schema cannot be read: {0}")]
+    Schema(String),
+    #[error(
+        "the qemu backend is not implemented yet: it arrives with the images issue (golden image, real guests); use the sim backend"
+    )]
+    QemuBackendUnavailable,
+    #[error("invalid lab configuration: {0}")]
+    Config(String),
+}

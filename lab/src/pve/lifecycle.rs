@@ -1,0 +1,200 @@
+//! Create (`POST /nodes/{node}/qemu`), destroy (`DELETE .../{vmid}`) and template.
+
+use std::collections::BTreeMap;
+
+use serde_json::json;
+
+use super::state::Vm;
+use super::{Ctx, Out, check_unlocked, config, vm, vm_of};
+use crate::api::reply::ApiError;
+
+/// `POST /nodes/{node}/qemu`: a `qmcreate` task; disks may import (`import-from`).
+pub(crate) fn create(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
+    let mut state = ctx.cluster.lock();
+    let vmid: u32 = ctx.param("vmid").parse().unwrap_or_default();
+    if let Some(existing) = state.vms.get(&vmid) {
+        return Err(ApiError::fail(format!(
+            "unable to create VM {vmid} - VM {vmid} already exists on node '{}'",
+            existing.node
+        )));
+    }
+    let node = ctx.node().to_string();
+    // The VMID is taken from here on (PVE writes the config first, under `lock: create`).
+    state.vms.insert(
+        vmid,
+        Vm {
+            vmid,
+            node: node.clone(),
+            config: BTreeMap::from([("lock".to_string(), "create".to_string())]),
+            running: false,
+            pid: None,
+            started_at: None,
+            seed: None,
+        },
+    );
+    let params = ctx.params.clone();
+    let injected = ctx.injected(vmid, "local-lvm");
+    let start = ctx.flag("start").unwrap_or(false);
+    let upid = ctx.cluster.spawn_task(
+        &mut state,
+        ctx.node(),
+        "qmcreate",
+        &vmid.to_string(),
+        ctx.caller,
+        ctx.task_duration(),
+        injected,
+        move |cluster, injected| async move {
+            let mut state = cluster.lock();
+            if let Some(message) = injected {
+                state.vms.remove(&vmid);
+                return Err(format!("unable to create VM {vmid} - {message}"));
+            }
+            if let Some(vm) = state.vms.get_mut(&vmid) {
+                vm.config.remove("lock");
+            }
+            let mut settings = params;
+            settings.remove("start");
+            settings.remove("unique");
+            settings.remove("pool");
+            settings.remove("storage");
+            settings.remove("archive");
+            match config::apply(&mut state, &node, vmid, &settings) {
+                Ok(mut log) => {
+                    if start {
+                        log.push(
+                            "WARN: start=1 is ignored by kiln-lab; start the VM with status/start"
+                                .into(),
+                        );
+                    }
+                    Ok(log)
+                }
+                Err(e) => {
+                    state.vms.remove(&vmid);
+                    state.volumes.retain(|v| v.vmid != Some(vmid));
+                    Err(format!("unable to create VM {vmid} - {}", e.message()))
+                }
+            }
+        },
+    );
+    Ok(json!(upid).into())
+}
+
+/// `DELETE /nodes/{node}/qemu/{vmid}`: a `qmdestroy` task.
+pub(crate) fn destroy(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
+    let mut state = ctx.cluster.lock();
+    let vm = vm_of(&state, ctx)?;
+    let vmid = vm.vmid;
+    check_unlocked(vm)?;
+    if vm.running {
+        return Err(ApiError::fail(format!(
+            "VM {vmid} is running - destroy failed"
+        )));
+    }
+    if vm.config.get("protection").is_some_and(|p| vm::is_true(p)) {
+        return Err(ApiError::fail(format!(
+            "can't remove VM {vmid} - protection mode enabled"
+        )));
+    }
+    let unreferenced = ctx.flag("destroy-unreferenced-disks").unwrap_or(false);
+    let injected = ctx.injected(vmid, "local-lvm");
+    let upid = ctx.cluster.spawn_task(
+        &mut state,
+        ctx.node(),
+        "qmdestroy",
+        &vmid.to_string(),
+        ctx.caller,
+        ctx.task_duration(),
+        injected,
+        move |cluster, injected| async move {
+            if let Some(message) = injected {
+                return Err(message);
+            }
+            let mut state = cluster.lock();
+            let Some(vm) = state.vms.remove(&vmid) else {
+                return Err(format!("VM {vmid} does not exist"));
+            };
+            let referenced: Vec<String> = vm
+                .config
+                .iter()
+                .filter(|(k, _)| vm::is_disk_key(k) || k.starts_with("unused"))
+                .map(|(_, v)| vm::volid_of(v).to_string())
+                .collect();
+            let mut log = Vec::new();
+            state.volumes.retain(|v| {
+                let owned = v.node == vm.node && v.vmid == Some(vmid);
+                let remove = owned && (referenced.contains(&v.volid) || unreferenced);
+                if remove {
+                    log.push(format!(
+                        "  Logical volume \"{}\" successfully removed.",
+                        v.volid
+                    ));
+                }
+                !remove
+            });
+            Ok(log)
+        },
+    );
+    Ok(json!(upid).into())
+}
+
+/// `POST .../template`: a `qmtemplate` task; disks become `base-N-disk-K`.
+pub(crate) fn template(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
+    let mut state = ctx.cluster.lock();
+    let vm = vm_of(&state, ctx)?;
+    let vmid = vm.vmid;
+    check_unlocked(vm)?;
+    if vm.is_template() {
+        return Err(ApiError::fail("you can't convert a template to a template"));
+    }
+    if vm.running {
+        return Err(ApiError::fail(
+            "you can't convert a VM to template if VM is running",
+        ));
+    }
+    let injected = ctx.injected(vmid, "local-lvm");
+    let upid = ctx.cluster.spawn_task(
+        &mut state,
+        ctx.node(),
+        "qmtemplate",
+        &vmid.to_string(),
+        ctx.caller,
+        ctx.task_duration(),
+        injected,
+        move |cluster, injected| async move {
+            if let Some(message) = injected {
+                return Err(message);
+            }
+            let mut state = cluster.lock();
+            let Some(vm) = state.vms.get(&vmid).cloned() else {
+                return Err(format!("VM {vmid} does not exist"));
+            };
+            let mut config = vm.config.clone();
+            let mut log = Vec::new();
+            for (key, value) in &vm.config {
+                if !vm::is_disk_key(key) || vm::is_cdrom(value) {
+                    continue;
+                }
+                let old = vm::volid_of(value).to_string();
+                let new = old.replacen(&format!("vm-{vmid}-"), &format!("base-{vmid}-"), 1);
+                if new == old {
+                    continue;
+                }
+                if let Some(volume) = state
+                    .volumes
+                    .iter_mut()
+                    .find(|v| v.node == vm.node && v.volid == old)
+                {
+                    volume.volid = new.clone();
+                }
+                config.insert(key.clone(), value.replacen(&old, &new, 1));
+                log.push(format!("  Renamed \"{old}\" to \"{new}\""));
+            }
+            config.insert("template".into(), "1".into());
+            if let Some(vm) = state.vms.get_mut(&vmid) {
+                vm.config = config;
+            }
+            Ok(log)
+        },
+    );
+    Ok(json!(upid).into())
+}

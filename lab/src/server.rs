@@ -1,0 +1,208 @@
+//! The HTTPS server and the request pipeline: path lookup (501) → authentication (401) →
+//! schema validation (400) → faults → PVE handler; every request is logged.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use axum::body::Body;
+use axum::http::{Method, Request, header};
+use axum::response::Response;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
+
+use crate::api::auth::{Auth, Caller};
+use crate::api::params::{self, RequestParams};
+use crate::api::reply::{self, ApiError};
+use crate::faults::Faults;
+use crate::pve::{self, Cluster, Ctx};
+use crate::reqlog::{LoggedRequest, RequestLog, mask_auth, mask_params};
+use crate::schema::{ApiSchema, validate_params};
+
+/// Marks a response whose connection must be closed without sending it (fault injection).
+#[derive(Debug, Clone, Copy)]
+struct DropConnection;
+
+#[derive(Debug)]
+struct Dropped;
+
+impl std::fmt::Display for Dropped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection dropped by fault injection")
+    }
+}
+
+impl std::error::Error for Dropped {}
+
+pub(crate) struct App {
+    pub(crate) schema: ApiSchema,
+    pub(crate) auth: Auth,
+    pub(crate) cluster: Arc<Cluster>,
+    pub(crate) faults: Faults,
+    pub(crate) log: RequestLog,
+    /// PVE answers a failed login after 3 s; the lab's default is shorter for tests.
+    pub(crate) auth_failure_delay: Duration,
+}
+
+/// Accepts connections until `shutdown` turns true.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    tls: TlsAcceptor,
+    app: Arc<App>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = shutdown.changed() => return,
+        };
+        let (tcp, _peer) = match accepted {
+            Ok(pair) => pair,
+            Err(e) => {
+                tracing::warn!("accept failed: {e}");
+                continue;
+            }
+        };
+        let (tls, app, mut shutdown) = (tls.clone(), Arc::clone(&app), shutdown.clone());
+        tokio::spawn(async move {
+            let stream = match tokio::time::timeout(Duration::from_secs(10), tls.accept(tcp)).await
+            {
+                Ok(Ok(stream)) => stream,
+                _ => return,
+            };
+            let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                let app = Arc::clone(&app);
+                async move {
+                    let response = handle(&app, req.map(Body::new)).await;
+                    if response.extensions().get::<DropConnection>().is_some() {
+                        return Err(Dropped);
+                    }
+                    Ok(response)
+                }
+            });
+            let connection = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service);
+            tokio::select! {
+                _ = connection => {}
+                _ = shutdown.changed() => {}
+            }
+        });
+    }
+}
+
+async fn handle(app: &App, req: Request<Body>) -> Response {
+    let started = Instant::now();
+    let time = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
+    let method = req.method().to_string();
+    let path = req.uri().path().to_string();
+    let auth = mask_auth(
+        req.headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok()),
+        req.headers()
+            .get_all(header::COOKIE)
+            .iter()
+            .any(|c| c.to_str().is_ok_and(|c| c.contains("PVEAuthCookie"))),
+    );
+    let (response, params) = process(app, req).await;
+    app.log.record(LoggedRequest {
+        time,
+        method: method.clone(),
+        path,
+        params: mask_params(&params),
+        auth,
+        status: response.status().as_u16(),
+        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        mutating: method != "GET",
+    });
+    response
+}
+
+fn not_implemented(method: &Method, path: &str) -> Response {
+    ApiError::NotImplemented(format!("Method '{method} {path}' not implemented")).into_response()
+}
+
+async fn process(app: &App, req: Request<Body>) -> (Response, BTreeMap<String, String>) {
+    let method = req.method().clone();
+    let full_path = req.uri().path().to_string();
+    let Some(path) = full_path.strip_prefix("/api2/json") else {
+        return (not_implemented(&method, &full_path), BTreeMap::new());
+    };
+    let Some(found) = app.schema.lookup(path) else {
+        return (not_implemented(&method, path), BTreeMap::new());
+    };
+    let Some(method_schema) = found.method(method.as_str()) else {
+        return (not_implemented(&method, path), BTreeMap::new());
+    };
+    let template = found.template.to_string();
+    let headers = req.headers().clone();
+    let RequestParams { values, upload } = match params::extract(req).await {
+        Ok(p) => p,
+        Err(e) => return (e.into_response(), BTreeMap::new()),
+    };
+    let is_ticket = method == Method::POST && template == "/access/ticket";
+    let caller = if is_ticket {
+        Caller {
+            user: String::new(),
+            token: None,
+        }
+    } else {
+        match app
+            .auth
+            .authenticate(&headers, &method, template.ends_with("/upload"))
+        {
+            Ok(caller) => caller,
+            Err(e) => {
+                tokio::time::sleep(app.auth_failure_delay).await;
+                return (e.into_response(), values);
+            }
+        }
+    };
+    let mut all = values.clone();
+    all.extend(found.path_params.clone());
+    if let Err(errors) = validate_params(&all, &method_schema.parameters) {
+        return (ApiError::Param(errors).into_response(), values);
+    }
+    let Some(operation) = pve::operation(&template, method.as_str()) else {
+        let message = format!("Method '{method} {path}' not implemented by kiln-lab");
+        return (ApiError::NotImplemented(message).into_response(), values);
+    };
+    let plan = app.faults.plan(operation);
+    if plan.drop_connection {
+        let mut response = Response::new(Body::empty());
+        response.extensions_mut().insert(DropConnection);
+        return (response, values);
+    }
+    tokio::time::sleep(plan.latency).await;
+    if let Some(kind) = plan.error {
+        let vmid = all.get("vmid").and_then(|v| v.parse().ok());
+        let response = ApiError::fail(kind.message(vmid, "local-lvm")).into_response();
+        return (response, values);
+    }
+    let result = if is_ticket {
+        app.auth
+            .create_ticket(
+                all.get("username").map_or("", String::as_str),
+                all.get("password").map_or("", String::as_str),
+                all.get("realm").map(String::as_str),
+            )
+            .map(pve::Out::from)
+    } else {
+        let ctx = Ctx {
+            cluster: &app.cluster,
+            params: &all,
+            upload: upload.as_ref(),
+            caller: &caller,
+            plan: &plan,
+            schema: &app.schema,
+        };
+        pve::dispatch(&ctx, &template, method.as_str()).await
+    };
+    let response = match result {
+        Ok(out) => reply::ok(out.data, out.total),
+        Err(e) => e.into_response(),
+    };
+    (response, values)
+}
