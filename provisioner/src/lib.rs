@@ -5,3 +5,4 @@
 
 pub mod plan;
 pub mod proxmox;
+pub mod secrets;

@@ -1,0 +1,200 @@
+//! The HTTP layer of kiln's Vault client: one reqwest client on the ring
+//! provider, TLS trust from kiln-tls, no redirects (a redirect would carry
+//! the token elsewhere), timeouts on every call, and the token header marked
+//! sensitive so no log or debug output of a request can show it.
+
+use std::time::Duration;
+
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use reqwest::{Method, StatusCode};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
+use zeroize::Zeroizing;
+
+use super::error::VaultError;
+
+const TOKEN_HEADER: HeaderName = HeaderName::from_static("x-vault-token");
+const NAMESPACE_HEADER: HeaderName = HeaderName::from_static("x-vault-namespace");
+const REQUEST_HEADER: HeaderName = HeaderName::from_static("x-vault-request");
+
+/// How kiln reaches one Vault server. Holds no credential.
+pub struct Http {
+    client: reqwest::Client,
+    address: String,
+    namespace: Option<String>,
+}
+
+/// What a call answered: the status, and the JSON body when there was one.
+pub struct Answer {
+    pub status: StatusCode,
+    pub body: Option<Value>,
+}
+
+/// Where the server certificate's trust comes from.
+pub enum TlsTrust {
+    /// `http://` on loopback: no TLS at all.
+    PlainLoopback,
+    Verified(kiln_tls::Trust),
+}
+
+impl Http {
+    pub fn new(
+        address: &str,
+        namespace: Option<String>,
+        trust: TlsTrust,
+    ) -> Result<Self, VaultError> {
+        let tls = match trust {
+            TlsTrust::Verified(trust) => trust.client_config()?,
+            // reqwest without a default provider needs some config even for
+            // plain HTTP; an empty root store makes any TLS attempt fail.
+            TlsTrust::PlainLoopback => {
+                rustls::ClientConfig::builder_with_provider(kiln_tls::provider())
+                    .with_safe_default_protocol_versions()
+                    .map_err(kiln_tls::TlsError::from)?
+                    .with_root_certificates(rustls::RootCertStore::empty())
+                    .with_no_client_auth()
+            }
+        };
+        let client = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|error| {
+                VaultError::Config(format!("cannot build the HTTP client: {error}"))
+            })?;
+        Ok(Self {
+            client,
+            address: address.trim_end_matches('/').to_owned(),
+            namespace,
+        })
+    }
+
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// One API call to `/v1/<path>`. Statuses are returned, not judged: the
+    /// caller knows whether 404 means "absent" or "wrong mount".
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&SecretString>,
+        body: Option<Zeroizing<Vec<u8>>>,
+    ) -> Result<Answer, VaultError> {
+        let url = format!("{}/v1/{path}", self.address);
+        let mut headers = HeaderMap::new();
+        headers.insert(REQUEST_HEADER, HeaderValue::from_static("true"));
+        if let Some(namespace) = &self.namespace {
+            let value = HeaderValue::from_str(namespace)
+                .map_err(|_| VaultError::Config(format!("invalid namespace `{namespace}`")))?;
+            headers.insert(NAMESPACE_HEADER, value);
+        }
+        if let Some(token) = token {
+            headers.insert(TOKEN_HEADER, token_header(token)?);
+        }
+        let mut request = self.client.request(method.clone(), &url).headers(headers);
+        if let Some(body) = body {
+            request = request
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body.to_vec());
+        }
+        let transport = |source| VaultError::Transport {
+            address: self.address.clone(),
+            method: method.to_string(),
+            path: path.to_owned(),
+            source,
+        };
+        let response = request.send().await.map_err(transport)?;
+        let status = response.status();
+        let bytes = Zeroizing::new(response.bytes().await.map_err(transport)?.to_vec());
+        let body = if bytes.iter().all(u8::is_ascii_whitespace) {
+            None
+        } else {
+            Some(
+                serde_json::from_slice(&bytes).map_err(|error| VaultError::Answer {
+                    address: self.address.clone(),
+                    method: method.to_string(),
+                    path: path.to_owned(),
+                    reason: format!("{status} with a body that is not JSON ({error})"),
+                })?,
+            )
+        };
+        Ok(Answer { status, body })
+    }
+
+    /// The error for an answer the caller did not expect.
+    pub fn failure(&self, method: &Method, path: &str, answer: &Answer) -> VaultError {
+        let errors = answer
+            .body
+            .as_ref()
+            .and_then(|body| body.get("errors"))
+            .and_then(Value::as_array)
+            .map(|errors| {
+                errors
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            })
+            .filter(|errors| !errors.is_empty())
+            .unwrap_or_else(|| "no error message".to_owned());
+        VaultError::Status {
+            address: self.address.clone(),
+            method: method.to_string(),
+            path: path.to_owned(),
+            status: answer.status.as_u16(),
+            errors,
+        }
+    }
+
+    pub fn unexpected(&self, method: &Method, path: &str, reason: &str) -> VaultError {
+        VaultError::Answer {
+            address: self.address.clone(),
+            method: method.to_string(),
+            path: path.to_owned(),
+            reason: reason.to_owned(),
+        }
+    }
+}
+
+/// The token as a header value, marked sensitive. Whitespace was trimmed
+/// when the token was read; a token that still cannot be a header value is
+/// refused with a message that does not repeat it.
+fn token_header(token: &SecretString) -> Result<HeaderValue, VaultError> {
+    let mut value = HeaderValue::from_str(token.expose_secret()).map_err(|_| {
+        VaultError::Config("the Vault token holds characters a token cannot have".to_owned())
+    })?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
+/// A token as read from a file or the environment: surrounding whitespace
+/// and newlines removed (vaultrs panics on a trailing newline; kiln trims).
+pub fn clean_token(raw: &SecretString) -> SecretString {
+    SecretString::from(raw.expose_secret().trim())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_trimmed_and_their_header_is_sensitive() {
+        let token = clean_token(&SecretString::from("  s.abc123\n"));
+        assert_eq!(token.expose_secret(), "s.abc123");
+        let header = token_header(&token).unwrap();
+        assert!(header.is_sensitive());
+        assert!(!format!("{header:?}").contains("abc123"));
+    }
+
+    #[test]
+    fn a_token_with_a_newline_inside_is_refused_without_echo() {
+        let error = token_header(&SecretString::from("s.ab\ncd"))
+            .unwrap_err()
+            .to_string();
+        assert!(!error.contains("s.ab"), "{error}");
+    }
+}
