@@ -2,6 +2,7 @@
 //! their arguments, call the library, and print; nothing else.
 
 mod completions;
+mod render;
 mod schema;
 mod validate;
 
@@ -73,6 +74,9 @@ pub enum Command {
     Validate,
     /// Print the inventory's JSON Schema (draft-07), for editors.
     Schema,
+    /// Show what a node gets from cloud-init: user-data, meta-data,
+    /// network-config and the Proxmox keys kiln would send.
+    Render(render::RenderArgs),
     /// Print shell completions.
     Completions {
         #[arg(value_enum)]
@@ -112,5 +116,6 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Validate => validate::run(&cli.global),
         Command::Schema => schema::run(),
         Command::Completions { shell } => completions::run(shell),
+        Command::Render(args) => render::run(&cli.global, &args),
     }
 }
