@@ -30,6 +30,7 @@ pub struct DesiredVm {
     /// A VMID fixed in the inventory; `None` lets kiln allocate one.
     pub vmid: Option<u32>,
     pub image: String,
+    pub template: String,
     pub template_vmid: u32,
     pub cores: u32,
     pub memory_mib: u64,
@@ -65,6 +66,7 @@ pub fn desired_vms(inventory: &Inventory) -> Vec<DesiredVm> {
                 pve_node: spec.pve_node.to_string(),
                 vmid: node.vmid.map(|vmid| vmid.get()),
                 image: spec.image.to_string(),
+                template: spec.template.to_string(),
                 template_vmid: spec.template_vmid.get(),
                 cores: spec.cores,
                 memory_mib: spec.memory.mib_ceil(),

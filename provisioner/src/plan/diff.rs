@@ -93,6 +93,20 @@ pub fn plan(
             });
             continue;
         }
+        let needs_template = current
+            .is_none_or(|vm| compare(wanted, vm).is_ok_and(|node| node.action == Action::Replace));
+        let has_template = observed.iter().any(|vm| {
+            vm.template && vm.vmid == wanted.template_vmid && vm.pve_node == wanted.pve_node
+        });
+        if needs_template && !has_template {
+            errors.push(PlanError::TemplateMissing {
+                node: wanted.node.clone(),
+                template: wanted.template.clone(),
+                vmid: wanted.template_vmid,
+                pve_node: wanted.pve_node.clone(),
+            });
+            continue;
+        }
         match current {
             None => nodes.push(create(wanted)),
             Some(vm) => match compare(wanted, vm) {

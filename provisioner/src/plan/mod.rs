@@ -155,6 +155,15 @@ pub enum PlanError {
         pve_node: String,
         lock: String,
     },
+    #[error(
+        "node `{node}` is cloned from template `{template}` (VMID {vmid} on {pve_node}), which Proxmox does not have: run `kiln image ensure`"
+    )]
+    TemplateMissing {
+        node: String,
+        template: String,
+        vmid: u32,
+        pve_node: String,
+    },
     #[error("--only names `{0}`, which is not a VM node of the inventory")]
     UnknownNode(String),
 }

@@ -54,11 +54,29 @@ fn made(wanted: &DesiredVm, vmid: u32) -> ObservedVm {
     }
 }
 
+/// The templates the inventory names, as `kiln image ensure` leaves them.
+fn templates() -> Vec<ObservedVm> {
+    [(9000, "pve1"), (9001, "pve2"), (9010, "pve1")]
+        .into_iter()
+        .map(|(vmid, pve_node)| ObservedVm {
+            vmid,
+            pve_node: pve_node.into(),
+            name: format!("template-{vmid}"),
+            tags: BTreeSet::from(["kiln".to_owned()]),
+            running: false,
+            lock: None,
+            template: true,
+            config: None,
+        })
+        .collect()
+}
+
 fn converged(inventory: &kiln_inventory::Inventory) -> Vec<ObservedVm> {
     desired_vms(inventory)
         .iter()
         .enumerate()
         .map(|(index, wanted)| made(wanted, wanted.vmid.unwrap_or(100 + index as u32)))
+        .chain(templates())
         .collect()
 }
 
@@ -70,8 +88,8 @@ fn actions(plan: &Plan) -> Vec<(&str, Action)> {
 }
 
 #[test]
-fn an_empty_proxmox_gets_every_node_created() {
-    let plan = plan(&inventory(INVENTORY), &[], &PlanOptions::default()).expect("plan");
+fn a_proxmox_with_only_templates_gets_every_node_created() {
+    let plan = plan(&inventory(INVENTORY), &templates(), &PlanOptions::default()).expect("plan");
     assert_eq!(
         actions(&plan),
         [("a", Action::Create), ("b", Action::Create)]
@@ -196,7 +214,8 @@ fn a_foreign_vm_with_a_node_name_stops_the_plan_and_is_named() {
         template: false,
         config: None,
     };
-    let errors = plan(&inventory, &[foreign], &PlanOptions::default()).expect_err("must refuse");
+    let observed: Vec<ObservedVm> = templates().into_iter().chain([foreign]).collect();
+    let errors = plan(&inventory, &observed, &PlanOptions::default()).expect_err("must refuse");
     assert_eq!(
         errors.iter().map(ToString::to_string).collect::<Vec<_>>(),
         [
@@ -218,7 +237,8 @@ fn a_fixed_vmid_held_by_another_vm_is_an_error() {
         template: false,
         config: None,
     };
-    let errors = plan(&inventory, &[other], &PlanOptions::default()).expect_err("must refuse");
+    let observed: Vec<ObservedVm> = templates().into_iter().chain([other]).collect();
+    let errors = plan(&inventory, &observed, &PlanOptions::default()).expect_err("must refuse");
     assert!(
         matches!(&errors[..], [PlanError::VmidTaken { node, vmid: 150, .. }] if node == "b"),
         "{errors:?}"
@@ -288,7 +308,7 @@ fn only_limits_the_plan_and_checks_its_names() {
         prune: false,
         only: Some(BTreeSet::from(["b".to_owned()])),
     };
-    let plan_b = plan(&inventory, &[], &only).expect("plan");
+    let plan_b = plan(&inventory, &templates(), &only).expect("plan");
     assert_eq!(actions(&plan_b), [("b", Action::Create)]);
     let unknown = PlanOptions {
         prune: false,
@@ -320,13 +340,24 @@ fn an_unmarked_or_locked_kiln_vm_is_reported() {
 #[test]
 fn templates_are_never_nodes() {
     let inventory = inventory(INVENTORY);
-    let mut template = converged(&inventory).remove(0);
-    template.template = true;
-    template.name = "a".into();
-    template.tags.clear();
-    let plan = plan(&inventory, &[template], &PlanOptions::default()).expect("plan");
+    let mut named_like_a_node = converged(&inventory).remove(0);
+    named_like_a_node.template = true;
+    named_like_a_node.tags.clear();
+    let observed: Vec<ObservedVm> = templates().into_iter().chain([named_like_a_node]).collect();
+    let plan = plan(&inventory, &observed, &PlanOptions::default()).expect("plan");
     assert_eq!(
         actions(&plan),
         [("a", Action::Create), ("b", Action::Create)]
     );
+}
+
+#[test]
+fn a_missing_template_is_named_with_the_fix() {
+    let errors =
+        plan(&inventory(INVENTORY), &[], &PlanOptions::default()).expect_err("no templates");
+    assert_eq!(
+        errors[0].to_string(),
+        "node `a` is cloned from template `deb` (VMID 9000 on pve1), which Proxmox does not have: run `kiln image ensure`"
+    );
+    assert_eq!(errors.len(), 2);
 }
