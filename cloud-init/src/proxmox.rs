@@ -315,6 +315,26 @@ mod tests {
         assert_eq!(decoded, format!("{ED25519}\n{}", RSA_WITH_CARDNO.trim()));
     }
 
+    proptest::proptest! {
+        /// Any comment a key can carry (spaces, `:`, `@`, `+`, `%`, UTF-8)
+        /// stays inside PVE's alphabet and decodes back to the same keys.
+        #[test]
+        fn sshkeys_encoding_is_safe_and_lossless(comments in proptest::collection::vec("[^\\p{Cc}]{0,40}", 1..4)) {
+            let keys: Vec<SshPublicKey> = comments
+                .iter()
+                .map(|comment| {
+                    let base = ED25519.rsplit_once(' ').unwrap().0;
+                    format!("{base} {comment}").parse().unwrap()
+                })
+                .collect();
+            let encoded = encode_sshkeys(&keys);
+            proptest::prop_assert!(pve_urlencoded(&encoded), "{}", encoded);
+            let decoded = percent_decode_str(&encoded).decode_utf8().unwrap();
+            let lines: Vec<&str> = keys.iter().map(SshPublicKey::as_str).collect();
+            proptest::prop_assert_eq!(decoded, lines.join("\n"));
+        }
+    }
+
     fn native_for(example: &str, name: &str) -> ProxmoxConfig {
         let inventory = inventory(example);
         let node = inventory.node(name).unwrap();

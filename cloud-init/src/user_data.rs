@@ -113,14 +113,14 @@ impl CloudConfig {
             }
         }
         runcmd.extend(input.runcmd.iter().map(|Command(argv)| argv.clone()));
-        let user = inventory.ssh_user().to_owned();
+        let user = inventory.ssh_user();
         Self {
             hostname: node.name.to_string(),
             fqdn: inventory.fqdn(node),
             manage_etc_hosts: true,
             users: vec![User {
                 gecos: format!("kiln ({})", inventory.cluster.name),
-                name: user,
+                name: user.to_owned(),
                 shell: "/bin/bash".to_owned(),
                 sudo: SUDO_NOPASSWD.to_owned(),
                 lock_passwd: true,
@@ -130,7 +130,8 @@ impl CloudConfig {
                     .map(|key| key.as_str().to_owned())
                     .collect(),
             }],
-            disable_root: true,
+            // Locking root out would lock kiln out when it logs in as root.
+            disable_root: user != "root",
             ssh_pwauth: false,
             ssh_keys: input.host_key.as_ref().map(|pair| HostKeys {
                 ed25519_private: pair.private_pem(),
@@ -197,6 +198,20 @@ mod tests {
         assert_eq!(user.ssh_authorized_keys, [ED25519]);
         assert!(!config.ssh_pwauth);
         assert!(config.ssh_keys.is_none());
+    }
+
+    #[test]
+    fn root_login_stays_open_only_when_kiln_logs_in_as_root() {
+        let lab = inventory("lab.yaml");
+        let node = lab.node("lab1").unwrap();
+        assert!(CloudConfig::for_node(&lab, node, &lab_input()).disable_root);
+        let mut as_root = lab.clone();
+        if let Some(ssh) = as_root.ssh.as_mut() {
+            ssh.user = "root".to_owned();
+        }
+        let config = CloudConfig::for_node(&as_root, node, &lab_input());
+        assert_eq!(config.users[0].name, "root");
+        assert!(!config.disable_root);
     }
 
     #[test]
