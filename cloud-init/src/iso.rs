@@ -26,11 +26,31 @@ const FILE_MODE: u32 = 0o100_444;
 /// The ISO image holding `documents`, in memory (a few KiB of data in a
 /// few hundred KiB of image).
 pub fn build_cidata_iso(documents: &Documents) -> Result<Vec<u8>, IsoError> {
-    let entries = documents
+    let files = documents
         .files()
-        .into_iter()
-        .map(|(name, text)| {
-            let mut entry = InputEntry::file(name, text.as_bytes().to_vec());
+        .map(|(name, text)| (name, text.as_bytes()));
+    build_cidata_iso_from(&files)
+}
+
+/// A `cidata` image of any flat set of files, e.g. with a `vendor-data`
+/// beside the three documents (the lab regenerates seeds like PVE does).
+pub fn build_cidata_iso_from(files: &[(&str, &[u8])]) -> Result<Vec<u8>, IsoError> {
+    let mut names: Vec<&str> = Vec::with_capacity(files.len());
+    for (name, _) in files {
+        if name.is_empty() || name.contains('/') || name.contains('\0') {
+            return Err(IsoError::Build(format!(
+                "`{name}` is not a plain file name"
+            )));
+        }
+        if names.contains(name) {
+            return Err(IsoError::Build(format!("`{name}` is given twice")));
+        }
+        names.push(name);
+    }
+    let entries = files
+        .iter()
+        .map(|(name, bytes)| {
+            let mut entry = InputEntry::file(*name, bytes.to_vec());
             entry.metadata = InputMetadata {
                 mode: Some(FILE_MODE),
                 uid: Some(0),

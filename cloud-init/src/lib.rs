@@ -26,7 +26,7 @@ mod testing;
 
 pub use error::{InputError, IsoError, RenderError};
 pub use input::{Command, Generation, HostKeyPair, Package, RenderInput, SshPublicKey, WriteFile};
-pub use iso::{VOLUME_ID, build_cidata_iso, write_cidata_iso};
+pub use iso::{VOLUME_ID, build_cidata_iso, build_cidata_iso_from, write_cidata_iso};
 pub use meta_data::{MetaData, instance_id};
 pub use network::{Ethernet, INTERFACE, Match, Nameservers, NetworkConfig};
 pub use proxmox::{

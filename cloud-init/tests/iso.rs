@@ -100,3 +100,29 @@ fn writing_into_a_missing_directory_is_an_error_not_a_panic() {
         "{error}"
     );
 }
+
+#[test]
+fn any_flat_file_set_can_be_packed_and_bad_names_are_errors() {
+    let files: [(&str, &[u8]); 2] = [
+        ("meta-data", b"instance-id: x\n"),
+        ("vendor-data", b"#cloud-config\n"),
+    ];
+    let image = kiln_cloud_init::build_cidata_iso_from(&files).expect("iso");
+    let iso = IsoImage::open(Cursor::new(image)).expect("open");
+    let entry = iso
+        .find_path("vendor-data")
+        .expect("lookup")
+        .expect("vendor-data");
+    assert_eq!(iso.read_file(&entry).expect("read"), b"#cloud-config\n");
+    for bad in [
+        &[("a/b", &b""[..])][..],
+        &[("x", &b""[..]), ("x", &b""[..])][..],
+        &[("", &b""[..])][..],
+    ] {
+        assert!(
+            kiln_cloud_init::build_cidata_iso_from(bad).is_err(),
+            "{:?}",
+            bad.iter().map(|(n, _)| *n).collect::<Vec<_>>()
+        );
+    }
+}
