@@ -76,7 +76,9 @@ async fn failed_clone_tasks_leave_no_vm_and_no_lock() {
     })
     .await;
     lab.lab.add_template("pve1", 9000, "tpl").unwrap();
-    let clone = lab.post("/nodes/pve1/qemu/9000/clone", &[("newid", "300")]).await;
+    let clone = lab
+        .post("/nodes/pve1/qemu/9000/clone", &[("newid", "300")])
+        .await;
     let status = lab.wait(clone.body["data"].as_str().unwrap()).await;
     assert_eq!(
         status["exitstatus"],
@@ -90,7 +92,8 @@ async fn failed_clone_tasks_leave_no_vm_and_no_lock() {
 
 #[tokio::test]
 async fn dropped_connections_and_latency() {
-    let yaml = "seed: 1\noperations:\n  version:\n    drop_rate: 1.0\n  nodes:\n    latency_ms: 300\n";
+    let yaml =
+        "seed: 1\noperations:\n  version:\n    drop_rate: 1.0\n  nodes:\n    latency_ms: 300\n";
     let lab = common::start(LabConfig {
         faults: Some(FaultConfig::from_yaml(yaml).unwrap()),
         ..LabConfig::default()

@@ -19,7 +19,10 @@ async fn request_log_has_one_line_per_request_and_masks_secrets() {
     let login = lab
         .http
         .post(lab.url("/access/ticket"))
-        .form(&[("username", lab.lab.username.as_str()), ("password", password.as_str())])
+        .form(&[
+            ("username", lab.lab.username.as_str()),
+            ("password", password.as_str()),
+        ])
         .send()
         .await
         .unwrap();
@@ -40,8 +43,15 @@ async fn request_log_has_one_line_per_request_and_masks_secrets() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(lines.len(), 3, "{text}");
-    for secret in [password.as_str(), lab.lab.token_secret.as_str(), "hunter2-pw"] {
-        assert!(!text.contains(secret), "secret leaked into the request log:\n{text}");
+    for secret in [
+        password.as_str(),
+        lab.lab.token_secret.as_str(),
+        "hunter2-pw",
+    ] {
+        assert!(
+            !text.contains(secret),
+            "secret leaked into the request log:\n{text}"
+        );
     }
     assert_eq!(lines[0].path, "/api2/json/access/ticket");
     assert_eq!(lines[0].params["password"], "***");
@@ -49,7 +59,10 @@ async fn request_log_has_one_line_per_request_and_masks_secrets() {
     assert!(lines[0].mutating);
     assert_eq!(lines[1].method, "GET");
     assert_eq!(lines[1].params["type"], "vm");
-    assert_eq!(lines[1].auth.as_deref(), Some("PVEAPIToken=kiln@pve!kiln=***"));
+    assert_eq!(
+        lines[1].auth.as_deref(),
+        Some("PVEAPIToken=kiln@pve!kiln=***")
+    );
     assert!(!lines[1].mutating);
     assert_eq!(lines[1].status, 200);
     assert_eq!(lines[2].method, "PUT");
