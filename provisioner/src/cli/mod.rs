@@ -4,6 +4,7 @@
 mod completions;
 mod render;
 mod schema;
+mod secrets;
 mod validate;
 
 use std::path::PathBuf;
@@ -77,6 +78,8 @@ pub enum Command {
     /// Show what a node gets from cloud-init: user-data, meta-data,
     /// network-config and the Proxmox keys kiln would send.
     Render(render::RenderArgs),
+    /// What kiln keeps in the cluster's secret store: list, rotate, init, set.
+    Secrets(secrets::SecretsArgs),
     /// Print shell completions.
     Completions {
         #[arg(value_enum)]
@@ -116,6 +119,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Validate => validate::run(&cli.global),
         Command::Schema => schema::run(),
         Command::Completions { shell } => completions::run(shell),
+        Command::Secrets(args) => secrets::run(&cli.global, &args),
         Command::Render(args) => render::run(&cli.global, &args),
     }
 }
