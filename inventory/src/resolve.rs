@@ -91,7 +91,10 @@ nodes:
     #[test]
     fn nodes_are_found_by_name() {
         let inventory = load(TEXT);
-        assert_eq!(inventory.node("b").map(|node| node.name.as_str()), Some("b"));
+        assert_eq!(
+            inventory.node("b").map(|node| node.name.as_str()),
+            Some("b")
+        );
         assert!(inventory.node("c").is_none());
     }
 
