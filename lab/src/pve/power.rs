@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::cluster::{cpus, vm_summary};
 use super::state::Vm;
@@ -191,5 +191,5 @@ pub(crate) fn current(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
     {
         map.remove("template");
     }
-    Ok(Value::from(out).into())
+    Ok(out.into())
 }

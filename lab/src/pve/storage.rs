@@ -159,7 +159,7 @@ pub(crate) fn upload(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
                 if got != want {
                     return Err(format!("checksum mismatch: got '{got}' != expect '{want}'"));
                 }
-                log.push(format!("validating checksum... OK"));
+                log.push("validating checksum... OK".to_string());
             }
             cluster.lock().add_volume(Volume {
                 node,

@@ -110,7 +110,7 @@ pub(crate) fn parse_size(text: &str) -> Option<u64> {
 /// Bytes as PVE writes `size=` (the largest whole unit).
 pub(crate) fn format_size(bytes: u64) -> String {
     for (unit, shift) in [("T", 40), ("G", 30), ("M", 20), ("K", 10)] {
-        if bytes >= 1 << shift && bytes % (1 << shift) == 0 {
+        if bytes >= 1 << shift && bytes.is_multiple_of(1 << shift) {
             return format!("{}{unit}", bytes >> shift);
         }
     }

@@ -97,7 +97,7 @@ pub(crate) fn check_format(format: &str, value: &str) -> Result<(), String> {
         ),
         "CIDR" => ok_if(
             is_cidr(value, None),
-            &format!("value does not look like a valid CIDR network"),
+            "value does not look like a valid CIDR network",
         ),
         "pve-volume-id" => check_volume_id(value),
         "pve-volume-id-or-qm-path" => {

@@ -48,7 +48,7 @@ pub fn validate_params(
             errors.insert(name.clone(), MISSING.to_string());
         }
     }
-    for (key, _) in params {
+    for key in params.keys() {
         let Some(prop) = lookup_property(props, key) else {
             continue;
         };
