@@ -389,6 +389,16 @@ pub(crate) fn chain(e: &(dyn StdError + 'static)) -> String {
     parts.join(": ")
 }
 
+/// Texts rustls uses for a failed handshake. Matching text as well as types
+/// is needed because hyper-util boxes the connector error, which defeats
+/// `downcast_ref` on the way down the chain.
+const TLS_FAILURE_TEXT: &[&str] = &[
+    "invalid peer certificate",
+    "peer is incompatible",
+    "peer misbehaved",
+    "received fatal alert",
+];
+
 fn is_tls_rejection(e: &(dyn StdError + 'static)) -> bool {
     let mut cur: Option<&(dyn StdError + 'static)> = Some(e);
     while let Some(err) = cur {
@@ -404,7 +414,8 @@ fn is_tls_rejection(e: &(dyn StdError + 'static)) -> bool {
         }
         cur = err.source();
     }
-    false
+    let text = chain(e);
+    TLS_FAILURE_TEXT.iter().any(|t| text.contains(t))
 }
 
 pub(crate) fn transport(endpoint: Endpoint, target: &Target, e: &reqwest::Error) -> Error {

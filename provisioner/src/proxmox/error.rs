@@ -188,6 +188,8 @@ const FATAL_5XX_TEXT: &[&str] = &[
     "not implemented",
     "unable to parse",
     "is a template",
+    "it's a template",
+    "you can't",
     "not allowed",
     "no qemu guest agent configured",
     "guest agent is not running",
@@ -350,6 +352,11 @@ mod tests {
                 ErrorClass::Fatal,
             ),
             (501, "Method 'GET /foo' not implemented", ErrorClass::Fatal),
+            (
+                500,
+                "you can't start a vm if it's a template",
+                ErrorClass::Fatal,
+            ),
         ];
         for (status, msg, want) in cases {
             assert_eq!(api(status, msg).class(), want, "{status} {msg}");
