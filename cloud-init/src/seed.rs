@@ -11,7 +11,7 @@ use crate::error::RenderError;
 use crate::input::RenderInput;
 use crate::meta_data::MetaData;
 use crate::network::NetworkConfig;
-use crate::proxmox::{ProxmoxConfig, SnippetKind};
+use crate::proxmox::{Delivery, ProxmoxConfig, SnippetKind};
 use crate::user_data::CloudConfig;
 
 /// NoCloud's file names, in the order kiln writes them.
@@ -105,9 +105,11 @@ pub fn render(
             inventory.ssh_user()
         ));
     }
-    if !network.matched_by_mac() {
+    // On the native path PVE writes its own network config, matched by
+    // net0's MAC, so only kiln's own document can miss the MAC.
+    if proxmox.delivery == Delivery::Cicustom && !network.matched_by_mac() {
         warnings.push(format!(
-            "`{node}` has no MAC yet: network-config matches the first NIC named `e*` (kiln apply renders again with the MAC Proxmox assigns)"
+            "`{node}` has no MAC: network-config matches the first NIC named `e*`; set `mac` in the inventory or render with the MAC Proxmox assigned to net0 to match by MAC"
         ));
     }
     Ok(NodeSeed {
