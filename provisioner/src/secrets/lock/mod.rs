@@ -169,6 +169,16 @@ pub struct RunLock {
     inner: Inner,
 }
 
+impl std::fmt::Debug for RunLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunLock")
+            .field("holder", &self.holder)
+            .field("location", &self.location)
+            .field("taken_over", &self.taken_over)
+            .finish_non_exhaustive()
+    }
+}
+
 enum Inner {
     File(file::FileLock),
     Vault(Box<vault::VaultLock>),

@@ -18,11 +18,11 @@ use zeroize::Zeroizing;
 
 pub use auth::Credentials;
 pub use error::VaultError;
-pub use http::{TlsTrust, clean_token};
+pub use http::{Answer, TlsTrust, clean_token};
 pub use kv::KvSecret;
 
 use self::auth::Session;
-use self::http::{Answer, Http};
+use self::http::Http;
 use super::error::SecretsError;
 use super::lock::{self, LockError, LockRequest, RunLock};
 use super::store::{Cas, Data, Entry, EntryMeta, SecretStore};

