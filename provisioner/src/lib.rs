@@ -3,6 +3,7 @@
 //! The binary (`src/main.rs`) only parses arguments and prints; everything it
 //! does lives in these modules. See `docs/architecture.md` for the map.
 
+pub mod engine;
 pub mod plan;
 pub mod proxmox;
 pub mod secrets;

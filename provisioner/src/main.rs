@@ -8,6 +8,8 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // reqwest is built without a TLS provider of its own: ring is the one.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let args = cli::Cli::parse();
     if let Err(error) = ui::logging::init(&args.global) {
         eprintln!("kiln: {error:#}");

@@ -2,6 +2,8 @@
 //! their arguments, call the library, and print; nothing else.
 
 mod completions;
+mod load;
+mod plan;
 mod render;
 mod schema;
 mod secrets;
@@ -80,6 +82,8 @@ pub enum Command {
     Render(render::RenderArgs),
     /// What kiln keeps in the cluster's secret store: list, rotate, init, set.
     Secrets(secrets::SecretsArgs),
+    /// What `kiln apply` would do, per node and per field.
+    Plan(plan::PlanArgs),
     /// Print shell completions.
     Completions {
         #[arg(value_enum)]
@@ -119,6 +123,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Validate => validate::run(&cli.global),
         Command::Schema => schema::run(),
         Command::Completions { shell } => completions::run(shell),
+        Command::Plan(args) => plan::run(&cli.global, &args),
         Command::Secrets(args) => secrets::run(&cli.global, &args),
         Command::Render(args) => render::run(&cli.global, &args),
     }

@@ -2,3 +2,4 @@
 //! output formats.
 
 pub mod logging;
+pub mod plan_view;

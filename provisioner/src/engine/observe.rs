@@ -1,0 +1,157 @@
+//! What Proxmox has, as the planner needs it: one `/cluster/resources`
+//! call for every VM, then a config read of each VM carrying this cluster's
+//! tag (and nothing else: foreign VMs are only looked at, never read).
+
+use std::collections::BTreeMap;
+
+use crate::plan::{Marker, ObservedConfig, ObservedVm, ownership_tag};
+use crate::proxmox::{ProxmoxClient, VmConfig, VmResource};
+
+pub async fn observe(
+    client: &ProxmoxClient,
+    cluster: &str,
+) -> Result<Vec<ObservedVm>, crate::proxmox::Error> {
+    let tag = ownership_tag(cluster);
+    let mut observed = Vec::new();
+    for vm in client
+        .cluster_vms()
+        .await?
+        .into_iter()
+        .filter(VmResource::is_qemu)
+    {
+        let config = if vm.has_tag(&tag) && !vm.template {
+            Some(observed_config(&client.vm_config(&vm.node, vm.vmid).await?))
+        } else {
+            None
+        };
+        observed.push(ObservedVm {
+            vmid: vm.vmid,
+            running: vm.status.as_deref() == Some("running"),
+            tags: vm.tags.iter().map(|tag| tag.to_ascii_lowercase()).collect(),
+            name: vm.name.unwrap_or_default(),
+            pve_node: vm.node,
+            lock: vm.lock,
+            template: vm.template,
+            config,
+        });
+    }
+    Ok(observed)
+}
+
+/// The parts of a VM config the planner compares.
+pub fn observed_config(config: &VmConfig) -> ObservedConfig {
+    ObservedConfig {
+        marker: config.description().as_deref().and_then(Marker::parse),
+        cores: config
+            .get("cores")
+            .and_then(|cores| cores.parse().ok())
+            .unwrap_or(1),
+        memory_mib: config
+            .get("memory")
+            .and_then(|memory| memory.parse().ok())
+            .unwrap_or(512),
+        disks: config
+            .0
+            .keys()
+            .filter(|key| is_disk_slot(key))
+            .filter_map(|key| {
+                let value = config.get(key)?;
+                let is_media = value.contains("media=cdrom") || value.contains("cloudinit");
+                (!is_media).then(|| disk_size(&value).map(|size| (key.clone(), size)))?
+            })
+            .collect::<BTreeMap<_, _>>(),
+        ipconfig0: config.get("ipconfig0"),
+        mac: config.get("net0").as_deref().and_then(net_mac),
+    }
+}
+
+fn is_disk_slot(key: &str) -> bool {
+    ["scsi", "virtio", "sata", "ide"].iter().any(|bus| {
+        key.strip_prefix(bus)
+            .is_some_and(|index| !index.is_empty() && index.chars().all(|c| c.is_ascii_digit()))
+    })
+}
+
+/// `local-lvm:vm-100-disk-0,size=8G` → bytes.
+fn disk_size(value: &str) -> Option<u64> {
+    let size = value
+        .split(',')
+        .find_map(|part| part.strip_prefix("size="))?;
+    let (number, unit) = size.split_at(
+        size.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(size.len()),
+    );
+    let power = match unit {
+        "" => 0,
+        "K" => 1,
+        "M" => 2,
+        "G" => 3,
+        "T" => 4,
+        _ => return None,
+    };
+    number.parse::<u64>().ok()?.checked_mul(1024u64.pow(power))
+}
+
+/// `virtio=BC:24:11:00:00:01,bridge=vmbr0` → `BC:24:11:00:00:01`.
+fn net_mac(value: &str) -> Option<String> {
+    let (_, mac) = value.split(',').next()?.split_once('=')?;
+    Some(mac.to_ascii_uppercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(pairs: &[(&str, &str)]) -> VmConfig {
+        VmConfig(
+            pairs
+                .iter()
+                .map(|(key, value)| {
+                    (
+                        key.to_string(),
+                        serde_json::Value::String(value.to_string()),
+                    )
+                })
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn reads_disks_but_not_the_cloud_init_drive_or_cdroms() {
+        let observed = observed_config(&config(&[
+            ("scsi0", "local-lvm:vm-100-disk-0,size=8G"),
+            ("scsi1", "local-lvm:vm-100-disk-1,size=512M"),
+            ("ide2", "local-lvm:vm-100-cloudinit,media=cdrom"),
+            ("ide0", "none,media=cdrom"),
+            ("scsihw", "virtio-scsi-single"),
+            ("net0", "virtio=bc:24:11:aa:bb:cc,bridge=vmbr0"),
+            ("cores", "4"),
+            ("memory", "2048"),
+            ("ipconfig0", "ip=10.0.0.11/24,gw=10.0.0.1"),
+        ]));
+        assert_eq!(
+            observed.disks,
+            BTreeMap::from([
+                ("scsi0".to_owned(), 8 << 30),
+                ("scsi1".to_owned(), 512 << 20)
+            ])
+        );
+        assert_eq!(observed.mac.as_deref(), Some("BC:24:11:AA:BB:CC"));
+        assert_eq!((observed.cores, observed.memory_mib), (4, 2048));
+        assert_eq!(observed.ipv4(), Some("10.0.0.11/24"));
+        assert_eq!(observed.marker, None);
+    }
+
+    #[test]
+    fn the_real_pve_config_fixture_reads_cleanly() {
+        let text = include_str!("../../fixtures/proxmox/pve62_qemu_config_cloudinit.json");
+        let body: serde_json::Value = serde_json::from_str(text).expect("fixture");
+        let config: VmConfig = serde_json::from_value(body["data"].clone()).expect("config");
+        let observed = observed_config(&config);
+        assert!(!observed.disks.is_empty(), "{observed:?}");
+        assert!(
+            observed.disks.keys().all(|slot| slot != "ide0"),
+            "the cloud-init drive is not a disk: {observed:?}"
+        );
+    }
+}
