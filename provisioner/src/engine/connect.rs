@@ -17,7 +17,13 @@ pub enum ConnectError {
     #[error(transparent)]
     Secret(#[from] SecretsError),
     #[error("Proxmox client: {0}")]
-    Client(#[from] crate::proxmox::Error),
+    Client(Box<crate::proxmox::Error>),
+}
+
+impl From<crate::proxmox::Error> for ConnectError {
+    fn from(error: crate::proxmox::Error) -> Self {
+        Self::Client(Box::new(error))
+    }
 }
 
 /// A client for the inventory's Proxmox, with its secrets resolved.
