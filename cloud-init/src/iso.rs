@@ -23,8 +23,8 @@ pub const VOLUME_ID: &str = "cidata";
 /// Read-only for everyone: the guest only reads its seed.
 const FILE_MODE: u32 = 0o100_444;
 
-/// The ISO image holding `documents`, in memory (a few KiB of data in a
-/// few hundred KiB of image).
+/// The ISO image holding `documents`, in memory (about 60 KiB for a
+/// typical seed).
 pub fn build_cidata_iso(documents: &Documents) -> Result<Vec<u8>, IsoError> {
     let files = documents
         .files()

@@ -156,7 +156,11 @@ impl ProxmoxConfig {
                 u8::from(input.package_upgrade).to_string(),
             ),
         ]);
-        if !input.authorized_keys.is_empty() {
+        let mut delete = vec![PveKey::Cicustom];
+        if input.authorized_keys.is_empty() {
+            // A clone inherits the template's keys: none means none.
+            delete.push(PveKey::Sshkeys);
+        } else {
             keys.insert(PveKey::Sshkeys, encode_sshkeys(&input.authorized_keys));
         }
         let dns = &inventory.network.dns;
@@ -192,7 +196,7 @@ impl ProxmoxConfig {
         Self {
             delivery: Delivery::Native,
             keys,
-            delete: vec![PveKey::Cicustom],
+            delete,
             snippets: Vec::new(),
             not_delivered,
         }
@@ -357,6 +361,22 @@ mod tests {
         assert_eq!(config.delete, [PveKey::Cicustom]);
         let params = config.params();
         assert_eq!(params.last().unwrap(), &("delete", "cicustom".to_owned()));
+    }
+
+    #[test]
+    fn native_path_without_keys_removes_the_template_keys() {
+        let tiny = inventory("minimal.yaml");
+        let node = tiny.node("box").unwrap();
+        let input = RenderInput::default();
+        let user_data = CloudConfig::for_node(&tiny, node, &input);
+        let config = ProxmoxConfig::native(&tiny, node, &input, &user_data);
+        assert!(!config.keys.contains_key(&PveKey::Sshkeys));
+        assert_eq!(config.delete, [PveKey::Cicustom, PveKey::Sshkeys]);
+        assert!(
+            config
+                .params()
+                .contains(&("delete", "cicustom,sshkeys".to_owned()))
+        );
     }
 
     #[test]

@@ -105,6 +105,11 @@ pub fn render(
             inventory.ssh_user()
         ));
     }
+    if proxmox.delivery == Delivery::Cicustom && inventory.network.dns.is_empty() {
+        warnings.push(format!(
+            "`network.dns` is empty: `{node}` gets no DNS server (on the cicustom path nothing falls back to the PVE host's)"
+        ));
+    }
     // On the native path PVE writes its own network config, matched by
     // net0's MAC, so only kiln's own document can miss the MAC.
     if proxmox.delivery == Delivery::Cicustom && !network.matched_by_mac() {

@@ -11,7 +11,7 @@ use kiln_inventory::model::Node;
 use serde::{Deserialize, Serialize};
 
 use crate::error::RenderError;
-use crate::input::{Command, Package, RenderInput};
+use crate::input::{Command, RenderInput};
 
 /// The header cloud-init needs to treat user-data as cloud-config.
 pub const CLOUD_CONFIG_HEADER: &str = "#cloud-config\n";
@@ -107,7 +107,7 @@ impl CloudConfig {
             ]);
         }
         for package in &input.packages {
-            let name = Package::as_str(package).to_owned();
+            let name = package.as_str().to_owned();
             if !packages.contains(&name) {
                 packages.push(name);
             }
