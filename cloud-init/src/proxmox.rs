@@ -110,7 +110,10 @@ pub struct ProxmoxConfig {
     /// Config keys and values, as PVE takes them (before form encoding).
     pub keys: BTreeMap<PveKey, String>,
     /// Keys to remove in the same request (`delete=`), so that a value the
-    /// template carries cannot override this path.
+    /// template carries cannot override this path. PVE skips a key the
+    /// config does not have, warning `cannot delete '<key>' - not set in
+    /// current configuration!` (an async update then ends `WARNINGS: 1`,
+    /// which is success); a caller that read the config may drop those.
     pub delete: Vec<PveKey>,
     /// Snippet files to upload before the keys are set (`cicustom` only).
     pub snippets: Vec<Snippet>,
