@@ -414,6 +414,22 @@ async fn fatal_errors_surface_pve_messages() {
         .unwrap_err();
     assert!(err.is_conflict(), "{err}");
 
+    // Cross-node clone of a template on local storage: refused up front.
+    let err = c
+        .clone_vm(
+            "pve1",
+            TEMPLATE,
+            vmid + 100,
+            &CloneOptions {
+                target: Some("pve2".into()),
+                ..CloneOptions::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.class(), ErrorClass::Fatal, "{err}");
+    assert!(err.to_string().contains("local storage"), "{err}");
+
     // A task that fails: starting a template.
     let err = c.run(|| c.start("pve1", TEMPLATE)).await.unwrap_err();
     assert!(
@@ -422,4 +438,107 @@ async fn fatal_errors_surface_pve_messages() {
     );
     assert_eq!(err.class(), ErrorClass::Fatal, "{err}");
     assert!(err.pve_message().is_some_and(|m| !m.is_empty()), "{err}");
+}
+
+#[tokio::test]
+async fn background_delay_answers_null_when_done() {
+    let lab = start_lab(LabConfig::default()).await;
+    let c = client(&lab);
+    let (vmid, _) = c
+        .clone_new("pve1", TEMPLATE, &CloneOptions::default(), None)
+        .await
+        .unwrap();
+    let h = c
+        .update_config(
+            "pve1",
+            vmid,
+            &VmConfigUpdate::new().onboot(true).background_delay(5),
+        )
+        .await
+        .unwrap();
+    assert!(
+        h.upid().is_none(),
+        "finished task within the delay answers null"
+    );
+    let outcome = c.wait(h).await.unwrap();
+    assert_eq!(outcome.exitstatus, None);
+    assert_eq!(
+        c.vm_config("pve1", vmid)
+            .await
+            .unwrap()
+            .get("onboot")
+            .as_deref(),
+        Some("1")
+    );
+}
+
+#[tokio::test]
+async fn ticket_is_renewed_when_old() {
+    let lab = start_lab(LabConfig {
+        password: Some("lab-password".into()),
+        ..LabConfig::default()
+    })
+    .await;
+    let auth = Auth::Password {
+        username: lab.username.clone(),
+        password: SecretString::from("lab-password".to_owned()),
+    };
+    let logins = |lab: &kiln_lab::RunningLab| {
+        lab.requests()
+            .iter()
+            .filter(|r| r.path.ends_with("/access/ticket"))
+            .count()
+    };
+
+    let c = client_with(&lab, auth.clone(), proxmox_common::pin(&lab));
+    for _ in 0..3 {
+        c.version().await.unwrap();
+    }
+    assert_eq!(logins(&lab), 1, "a fresh ticket is reused");
+
+    let mut config = ClientConfig::new(lab.endpoint.clone(), auth, proxmox_common::pin(&lab));
+    config.ticket_renew_after = Duration::ZERO;
+    let eager = ProxmoxClient::new(config).unwrap();
+    for _ in 0..3 {
+        eager.version().await.unwrap();
+    }
+    assert_eq!(logins(&lab), 4, "an old ticket is renewed before use");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_independent_clients_never_share_a_vmid() {
+    // Two processes' worth of clients: their local reservations do not see
+    // each other, so PVE's `already exists` must send one of them elsewhere.
+    let lab = start_lab(LabConfig::default()).await;
+    let clients = [client(&lab), client(&lab)];
+    let mut runs = Vec::new();
+    for (k, c) in clients.iter().enumerate() {
+        for i in 0..6 {
+            let c = c.clone();
+            runs.push(tokio::spawn(async move {
+                let opts = CloneOptions {
+                    name: Some(format!("c{k}-{i}")),
+                    ..CloneOptions::default()
+                };
+                c.clone_new("pve1", TEMPLATE, &opts, None)
+                    .await
+                    .map(|r| r.0)
+            }));
+        }
+    }
+    let mut vmids = BTreeSet::new();
+    for run in runs {
+        let vmid = run.await.unwrap().unwrap();
+        assert!(vmids.insert(vmid), "VMID {vmid} handed out twice");
+    }
+    let names: BTreeSet<String> = c_names(&clients[0], &vmids).await;
+    assert_eq!(names.len(), 12, "{names:?}");
+}
+
+async fn c_names(c: &ProxmoxClient, vmids: &BTreeSet<u32>) -> BTreeSet<String> {
+    let vms = c.cluster_vms().await.unwrap();
+    vms.into_iter()
+        .filter(|v| vmids.contains(&v.vmid))
+        .filter_map(|v| v.name)
+        .collect()
 }

@@ -188,3 +188,38 @@ async fn fatal_error_is_not_retried_and_keeps_pve_message() {
         .count();
     assert_eq!(attempts, 1, "a fatal error was retried");
 }
+
+#[tokio::test]
+async fn slow_answers_hit_the_request_timeout() {
+    let seed = seed();
+    let _guard = SeedGuard(seed);
+    let slow = OperationFaults {
+        latency_ms: 400,
+        ..OperationFaults::default()
+    };
+    let lab = start_lab(LabConfig {
+        faults: Some(FaultConfig {
+            seed,
+            operations: BTreeMap::from([("version".to_owned(), slow)]),
+            boot_to_agent_ms: None,
+        }),
+        ..LabConfig::default()
+    })
+    .await;
+    let auth = Auth::token_from_str(&lab.token()).unwrap();
+    let mut config = ClientConfig::new(lab.endpoint.clone(), auth, proxmox_common::pin(&lab));
+    config.request_timeout = Duration::from_millis(100);
+    config.retry = RetryPolicy {
+        min_delay: Duration::from_millis(10),
+        max_delay: Duration::from_millis(20),
+        max_times: 2,
+        max_total: Duration::from_secs(2),
+    };
+    let c = ProxmoxClient::new(config).unwrap();
+    let err = c.version().await.unwrap_err();
+    assert!(matches!(err, Error::Timeout { .. }), "{err}");
+    assert!(err.is_retryable());
+    assert!(err.to_string().contains("GET /version"), "{err}");
+    // Other calls are not slowed down.
+    c.nodes().await.unwrap();
+}

@@ -50,8 +50,8 @@ impl Auth {
     }
 }
 
-/// PVE tickets live 2 h; renew at half-life like proxmoxer does.
-const TICKET_RENEW_AFTER: Duration = Duration::from_secs(3600);
+/// PVE tickets live 2 h; renewing later than this risks a 401 mid-run.
+const TICKET_LIFETIME: Duration = Duration::from_secs(2 * 3600);
 
 pub(crate) struct Ticket {
     cookie: HeaderValue,
@@ -84,6 +84,14 @@ struct TicketData {
 }
 
 impl ProxmoxClient {
+    fn ticket_renew_after(&self) -> Duration {
+        // Never later than 10 minutes before PVE drops the ticket.
+        self.inner
+            .config
+            .ticket_renew_after
+            .min(TICKET_LIFETIME - Duration::from_secs(600))
+    }
+
     pub(crate) async fn drop_ticket(&self) -> bool {
         match &self.inner.auth {
             AuthState::Token(_) => false,
@@ -105,7 +113,7 @@ impl ProxmoxClient {
                 let mut slot = ticket.lock().await;
                 let fresh = slot
                     .as_ref()
-                    .is_some_and(|t| t.obtained.elapsed() < TICKET_RENEW_AFTER);
+                    .is_some_and(|t| t.obtained.elapsed() < self.ticket_renew_after());
                 if !fresh {
                     *slot = Some(self.login(username, password, target).await?);
                 }

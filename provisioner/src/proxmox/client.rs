@@ -68,6 +68,9 @@ pub struct ClientConfig {
     pub task_timeout: Duration,
     /// Longest pause between two task-status polls.
     pub task_poll_max: Duration,
+    /// Ticket auth: log in again after this long (default 1 h, the
+    /// proxmoxer choice; capped well below PVE's 2 h ticket lifetime).
+    pub ticket_renew_after: Duration,
     pub retry: RetryPolicy,
     pub limits: LimitsConfig,
 }
@@ -83,6 +86,7 @@ impl ClientConfig {
             upload_timeout: Duration::from_secs(3600),
             task_timeout: Duration::from_secs(600),
             task_poll_max: Duration::from_secs(2),
+            ticket_renew_after: Duration::from_secs(3600),
             retry: RetryPolicy::default(),
             limits: LimitsConfig::default(),
         }

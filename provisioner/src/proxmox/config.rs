@@ -302,6 +302,16 @@ impl VmConfigUpdate {
         self.with("digest", digest)
     }
 
+    /// POST only: PVE waits up to `secs` (1–30) and answers `null` instead of
+    /// a UPID when the task finished OK by then. PUT rejects it.
+    pub fn background_delay(mut self, secs: u8) -> Self {
+        if !(1..=30).contains(&secs) {
+            self.problems
+                .push(format!("background_delay {secs} must be 1..=30"));
+        }
+        self.with("background_delay", secs)
+    }
+
     /// Removes keys (`delete=a,b`).
     pub fn delete(mut self, key: &str) -> Self {
         self.delete.push(key.to_owned());

@@ -281,6 +281,16 @@ impl ProxmoxClient {
             match self.run(|| self.clone_vm(node, vmid, newid, opts)).await {
                 Ok(outcome) => return Ok((newid, outcome)),
                 Err(e) if e.is_conflict() => {
+                    if self.is_our_clone(node, newid, opts).await {
+                        return Ok((
+                            newid,
+                            TaskOutcome {
+                                upid: None,
+                                exitstatus: None,
+                                warnings: 0,
+                            },
+                        ));
+                    }
                     tracing::debug!(newid, error = %e, "VMID taken meanwhile, picking another");
                     last = Some(e);
                 }
@@ -291,6 +301,37 @@ impl ProxmoxClient {
             start: from.unwrap_or_default(),
             attempts: CLONE_CONFLICT_ATTEMPTS,
         }))
+    }
+
+    /// After `already exists` on an id this process reserved: was it our
+    /// own earlier attempt, whose answer was lost (timeout, reset) although
+    /// PVE ran it? Recognised by name and description, then waited until
+    /// its clone lock clears. Without a name there is no telling, so no.
+    async fn is_our_clone(&self, node: &str, newid: u32, opts: &CloneOptions) -> bool {
+        let Some(name) = opts.name.as_deref() else {
+            return false;
+        };
+        let target = opts.target.as_deref().unwrap_or(node);
+        let Ok(mut cfg) = self.vm_config(target, newid).await else {
+            return false;
+        };
+        // A clone still running shows only a temporary config; any other
+        // lock means the VM is busy with something that is not our clone.
+        if cfg.lock().as_deref() == Some("clone") {
+            let timeout = self.inner.config.task_timeout;
+            if self.wait_unlocked(target, newid, timeout).await.is_err() {
+                return false;
+            }
+            match self.vm_config(target, newid).await {
+                Ok(fresh) => cfg = fresh,
+                Err(_) => return false,
+            }
+        }
+        cfg.name().as_deref() == Some(name)
+            && opts
+                .description
+                .as_deref()
+                .is_none_or(|d| cfg.description().as_deref() == Some(d))
     }
 
     /// `GET /nodes/{node}/qemu`: the VMs on one node.
