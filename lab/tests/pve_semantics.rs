@@ -610,3 +610,54 @@ async fn ticket_auth_needs_csrf_on_writes() {
         .unwrap();
     assert_eq!(with_csrf.status().as_u16(), 200);
 }
+
+#[tokio::test]
+async fn create_with_start_storage_config_and_cloudinit_regeneration() {
+    let lab = lab_with_template().await;
+    let create = lab
+        .post(
+            "/nodes/pve1/qemu",
+            &[
+                ("vmid", "700"),
+                ("name", "started"),
+                ("scsi0", "local-lvm:4"),
+                ("ide2", "local-lvm:cloudinit"),
+                ("net0", "virtio,bridge=vmbr0"),
+                ("start", "1"),
+            ],
+        )
+        .await;
+    lab.ok_task(create).await;
+    let current = lab.get("/nodes/pve1/qemu/700/status/current").await.body["data"].clone();
+    assert_eq!(current["status"], "running");
+    assert_eq!(current["maxdisk"], 4u64 << 30);
+    let storage = lab.get("/storage/local").await.body["data"].clone();
+    assert_eq!(storage["path"], "/var/lib/vz");
+    assert!(storage["content"].as_str().unwrap().contains("snippets"));
+    null_ok(
+        lab.put("/nodes/pve1/qemu/700/config", &[("ciuser", "admin")])
+            .await,
+    );
+    assert!(
+        !lab.lab
+            .seed_at_last_start(700)
+            .unwrap()
+            .user_data
+            .contains("user: admin")
+    );
+    null_ok(lab.put("/nodes/pve1/qemu/700/cloudinit", &[]).await);
+    assert!(
+        lab.lab
+            .seed_at_last_start(700)
+            .unwrap()
+            .user_data
+            .contains("user: admin")
+    );
+    let keys = lab.get("/nodes/pve1/qemu/700/cloudinit").await.body["data"].clone();
+    assert!(
+        keys.as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["key"] == "ciuser" && k["value"] == "admin")
+    );
+}

@@ -217,3 +217,66 @@ pub(crate) fn dump(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
     };
     Ok(json!(cloudinit::dump(&seed, part)).into())
 }
+
+/// `GET .../pending`: the lab applies changes at once, so nothing is ever pending.
+pub(crate) fn pending(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
+    let state = ctx.cluster.lock();
+    let vm = vm_of(&state, ctx)?;
+    let list: Vec<Value> = vm
+        .config
+        .iter()
+        .map(|(key, value)| {
+            let shown = if key == "cipassword" {
+                "**********"
+            } else {
+                value
+            };
+            json!({"key": key, "value": shown})
+        })
+        .collect();
+    Ok(Value::Array(list).into())
+}
+
+fn is_cloudinit_key(key: &str) -> bool {
+    key.starts_with("ci")
+        || key.starts_with("ipconfig")
+        || matches!(key, "sshkeys" | "nameserver" | "searchdomain")
+}
+
+/// `GET .../cloudinit`: the cloud-init keys, none pending.
+pub(crate) fn cloudinit_get(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
+    let state = ctx.cluster.lock();
+    let vm = vm_of(&state, ctx)?;
+    let list: Vec<Value> = vm
+        .config
+        .iter()
+        .filter(|(key, _)| is_cloudinit_key(key))
+        .map(|(key, value)| {
+            let shown = if key == "cipassword" {
+                "**********"
+            } else {
+                value
+            };
+            json!({"key": key, "value": shown})
+        })
+        .collect();
+    Ok(Value::Array(list).into())
+}
+
+/// `PUT .../cloudinit`: regenerates the drive of a running VM (its guest sees it at the next
+/// cloud-init run; a start regenerates it anyway).
+pub(crate) fn cloudinit_put(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
+    let mut state = ctx.cluster.lock();
+    let vm = vm_of(&state, ctx)?;
+    check_unlocked(vm)?;
+    let snippets = state.snippets.clone();
+    let seed = cloudinit::render(vm.vmid, &vm.config, &|volid| snippets.get(volid).cloned())
+        .map_err(ApiError::fail)?;
+    let vmid = vm.vmid;
+    if let Some(vm) = state.vms.get_mut(&vmid)
+        && vm.running
+    {
+        vm.seed = Some(seed);
+    }
+    Ok(Value::Null.into())
+}

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde_json::json;
 
 use super::state::Vm;
-use super::{Ctx, Out, check_unlocked, config, vm, vm_of};
+use super::{Ctx, Out, check_unlocked, config, power, vm, vm_of};
 use crate::api::reply::ApiError;
 
 /// `POST /nodes/{node}/qemu`: a `qmcreate` task; disks may import (`import-from`).
@@ -44,36 +44,32 @@ pub(crate) fn create(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
         ctx.task_duration(),
         injected,
         move |cluster, injected| async move {
-            let mut state = cluster.lock();
-            if let Some(message) = injected {
-                state.vms.remove(&vmid);
-                return Err(format!("unable to create VM {vmid} - {message}"));
-            }
-            if let Some(vm) = state.vms.get_mut(&vmid) {
-                vm.config.remove("lock");
-            }
-            let mut settings = params;
-            settings.remove("start");
-            settings.remove("unique");
-            settings.remove("pool");
-            settings.remove("storage");
-            settings.remove("archive");
-            match config::apply(&mut state, &node, vmid, &settings) {
-                Ok(mut log) => {
-                    if start {
-                        log.push(
-                            "WARN: start=1 is ignored by kiln-lab; start the VM with status/start"
-                                .into(),
-                        );
-                    }
-                    Ok(log)
-                }
-                Err(e) => {
+            let mut log = {
+                let mut state = cluster.lock();
+                if let Some(message) = injected {
                     state.vms.remove(&vmid);
-                    state.volumes.retain(|v| v.vmid != Some(vmid));
-                    Err(format!("unable to create VM {vmid} - {}", e.message()))
+                    return Err(format!("unable to create VM {vmid} - {message}"));
                 }
+                if let Some(vm) = state.vms.get_mut(&vmid) {
+                    vm.config.remove("lock");
+                }
+                let mut settings = params;
+                for key in ["start", "unique", "pool", "storage", "archive"] {
+                    settings.remove(key);
+                }
+                match config::apply(&mut state, &node, vmid, &settings) {
+                    Ok(log) => log,
+                    Err(e) => {
+                        state.vms.remove(&vmid);
+                        state.volumes.retain(|v| v.vmid != Some(vmid));
+                        return Err(format!("unable to create VM {vmid} - {}", e.message()));
+                    }
+                }
+            };
+            if start {
+                log.extend(power::boot(&cluster, vmid).await?);
             }
+            Ok(log)
         },
     );
     Ok(json!(upid).into())

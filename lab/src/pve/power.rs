@@ -13,7 +13,7 @@ use crate::backend::{GuestNic, GuestSpec};
 use crate::cloudinit;
 
 /// Regenerates the NoCloud seed (as qemu-server does at every start) and boots the guest.
-async fn boot(cluster: &Arc<Cluster>, vmid: u32) -> Result<Vec<String>, String> {
+pub(crate) async fn boot(cluster: &Arc<Cluster>, vmid: u32) -> Result<Vec<String>, String> {
     let spec = {
         let state = cluster.lock();
         let vm = state

@@ -241,3 +241,36 @@ pub(crate) fn download(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
     );
     Ok(json!(upid).into())
 }
+
+fn storage_config(def: &StorageDef) -> Value {
+    let mut out = json!({
+        "storage": def.id,
+        "type": def.kind,
+        "content": def.content.join(","),
+        "shared": 0,
+        "digest": "0000000000000000000000000000000000000000",
+    });
+    match def.kind {
+        "dir" => out["path"] = json!("/var/lib/vz"),
+        _ => {
+            out["vgname"] = json!("pve");
+            out["thinpool"] = json!("data");
+        }
+    }
+    out
+}
+
+/// `GET /storage[?type=]`: the datacenter storage configuration (clients read `path` there).
+pub(crate) fn config_list(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
+    let list: Vec<Value> = STORAGES
+        .iter()
+        .filter(|s| ctx.opt("type").is_none_or(|t| t == s.kind))
+        .map(storage_config)
+        .collect();
+    Ok(Value::Array(list).into())
+}
+
+/// `GET /storage/{storage}`.
+pub(crate) fn config_get(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
+    Ok(storage_config(storage_of(ctx)?).into())
+}
