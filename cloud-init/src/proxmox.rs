@@ -187,7 +187,11 @@ impl ProxmoxConfig {
         if user_data.ssh_keys.is_some() {
             not_delivered.push("ssh_keys (the host key)".to_owned());
         }
-        if inventory.cluster.domain.is_some() {
+        // PVE's FQDN is `<VM name>.<searchdomain>`: the same as kiln's only
+        // when the search domain is the cluster's domain.
+        if let Some(domain) = &inventory.cluster.domain
+            && inventory.network.search_domain.as_ref() != Some(domain)
+        {
             not_delivered
                 .push("fqdn (PVE derives it from the VM name and searchdomain)".to_owned());
         }
@@ -380,6 +384,28 @@ mod tests {
                 .params()
                 .contains(&("delete", "cicustom,sshkeys".to_owned()))
         );
+    }
+
+    #[test]
+    fn native_fqdn_is_lost_only_when_the_search_domain_differs() {
+        let mut lab = inventory("lab.yaml");
+        if let Some(proxmox) = lab.proxmox.as_mut() {
+            proxmox.snippets_storage = None;
+        }
+        let lost = |inventory: &Inventory| {
+            let node = inventory.node("lab1").unwrap();
+            let input = input();
+            let user_data = CloudConfig::for_node(inventory, node, &input);
+            let config = ProxmoxConfig::for_node(inventory, node, &input, &user_data);
+            assert_eq!(config.delivery, Delivery::Native);
+            config
+                .not_delivered
+                .iter()
+                .any(|what| what.starts_with("fqdn"))
+        };
+        assert!(!lost(&lab));
+        lab.network.search_domain = None;
+        assert!(lost(&lab));
     }
 
     #[test]
