@@ -27,6 +27,7 @@ pub struct LoggedRequest {
     /// The authentication used, secret masked: `PVEAPIToken=kiln@pve!kiln=***`,
     /// `PVEAuthCookie=***`, or null.
     pub auth: Option<String>,
+    /// The HTTP status; 0 when the connection was dropped without an answer (faults).
     pub status: u16,
     pub duration_ms: u64,
     /// True for every method but GET: what "read-only" checks count.

@@ -113,7 +113,11 @@ async fn handle(app: &App, req: Request<Body>) -> Response {
         path,
         params: mask_params(&params),
         auth,
-        status: response.status().as_u16(),
+        status: if response.extensions().get::<DropConnection>().is_some() {
+            0
+        } else {
+            response.status().as_u16()
+        },
         duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         mutating: method != "GET",
     });

@@ -106,6 +106,7 @@ async fn dropped_connections_and_latency() {
         .send()
         .await;
     assert!(dropped.is_err(), "the connection should have been dropped");
+    assert_eq!(lab.lab.requests()[0].status, 0);
     let started = std::time::Instant::now();
     let nodes = lab.get("/nodes").await;
     assert_eq!(nodes.status, 200);

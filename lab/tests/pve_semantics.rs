@@ -661,3 +661,23 @@ async fn create_with_start_storage_config_and_cloudinit_regeneration() {
             .any(|k| k["key"] == "ciuser" && k["value"] == "admin")
     );
 }
+
+#[tokio::test]
+async fn a_template_with_linked_clones_cannot_be_destroyed() {
+    let lab = lab_with_template().await;
+    lab.ok_task(
+        lab.post("/nodes/pve1/qemu/9000/clone", &[("newid", "801")])
+            .await,
+    )
+    .await;
+    let destroy = upid_of(lab.delete("/nodes/pve1/qemu/9000").await);
+    assert_eq!(
+        lab.wait(&destroy).await["exitstatus"],
+        "base volume 'base-9000-disk-0' is still in use by linked cloned"
+    );
+    assert_eq!(lab.get("/nodes/pve1/qemu/9000/config").await.status, 200);
+    lab.ok_task(lab.delete("/nodes/pve1/qemu/801").await).await;
+    lab.ok_task(lab.delete("/nodes/pve1/qemu/9000").await).await;
+    let left = lab.get("/nodes/pve1/storage/local-lvm/content").await;
+    assert_eq!(left.body["data"], serde_json::json!([]));
+}

@@ -106,6 +106,18 @@ pub(crate) fn destroy(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
                 return Err(message);
             }
             let mut state = cluster.lock();
+            // A base volume with linked clones stays (pve-storage `vdisk_free`).
+            let in_use = state.volumes.iter().find_map(|v| {
+                let parent = v.parent.as_deref()?;
+                let parent_vmid = state.volume(&v.node, parent).and_then(|p| p.vmid);
+                (parent_vmid == Some(vmid) && v.vmid != Some(vmid)).then(|| parent.to_string())
+            });
+            if let Some(base) = in_use {
+                let name = base.split_once(':').map_or(base.as_str(), |(_, n)| n);
+                return Err(format!(
+                    "base volume '{name}' is still in use by linked cloned"
+                ));
+            }
             let Some(vm) = state.vms.remove(&vmid) else {
                 return Err(format!("VM {vmid} does not exist"));
             };
