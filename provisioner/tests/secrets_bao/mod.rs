@@ -20,6 +20,8 @@ pub struct Bao {
     child: Child,
     pub address: String,
     pub dir: tempfile::TempDir,
+    /// With `-dev-tls`: the CA the dev server made for itself.
+    pub ca_file: Option<PathBuf>,
 }
 
 fn bao_binary() -> PathBuf {
@@ -30,8 +32,18 @@ fn bao_binary() -> PathBuf {
 }
 
 impl Bao {
-    /// Starts `bao server -dev` and waits until it answers.
+    /// Starts `bao server -dev` (plain HTTP) and waits until it answers.
     pub async fn start() -> Self {
+        Self::launch(false).await
+    }
+
+    /// Starts `bao server -dev -dev-tls`: HTTPS with a certificate signed by
+    /// a CA the server makes (files in `<dir>/certs`).
+    pub async fn start_tls() -> Self {
+        Self::launch(true).await
+    }
+
+    async fn launch(tls: bool) -> Self {
         let binary = bao_binary();
         assert!(
             binary.exists(),
@@ -45,13 +57,20 @@ impl Bao {
             .port();
         let dir = tempfile::tempdir().expect("a temp dir");
         let log = std::fs::File::create(dir.path().join("bao.log")).expect("the log file");
+        let certs = dir.path().join("certs");
+        let mut args = vec![
+            "server".to_owned(),
+            "-dev".to_owned(),
+            format!("-dev-root-token-id={ROOT_TOKEN}"),
+            format!("-dev-listen-address=127.0.0.1:{port}"),
+        ];
+        if tls {
+            std::fs::create_dir(&certs).expect("the cert dir");
+            args.push("-dev-tls".to_owned());
+            args.push(format!("-dev-tls-cert-dir={}", certs.display()));
+        }
         let child = Command::new(&binary)
-            .args([
-                "server",
-                "-dev",
-                &format!("-dev-root-token-id={ROOT_TOKEN}"),
-                &format!("-dev-listen-address=127.0.0.1:{port}"),
-            ])
+            .args(&args)
             // The dev server writes a token helper file into $HOME.
             .env("HOME", dir.path())
             .stdin(Stdio::null())
@@ -61,18 +80,21 @@ impl Bao {
             .unwrap_or_else(|error| panic!("cannot start {}: {error}", binary.display()));
         let bao = Self {
             child,
-            address: format!("http://127.0.0.1:{port}"),
+            address: format!("{}://127.0.0.1:{port}", if tls { "https" } else { "http" }),
             dir,
+            ca_file: tls.then(|| certs.join("vault-ca.pem")),
         };
         bao.wait_ready().await;
         bao
     }
 
     async fn wait_ready(&self) {
-        let client = self.root();
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if let Ok(answer) = client.call(Method::GET, "sys/health", None).await
+            // With -dev-tls the CA file appears only once the server runs.
+            let ca_ready = self.ca_file.as_ref().is_none_or(|ca| ca.exists());
+            if ca_ready
+                && let Ok(answer) = self.root().call(Method::GET, "sys/health", None).await
                 && answer.status.is_success()
             {
                 return;
@@ -86,6 +108,14 @@ impl Bao {
         }
     }
 
+    /// How clients trust this server: its CA file, or plain loopback HTTP.
+    pub fn trust(&self) -> TlsTrust {
+        match &self.ca_file {
+            Some(ca) => TlsTrust::Verified(kiln_tls::Trust::CaFile(ca.clone())),
+            None => TlsTrust::PlainLoopback,
+        }
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("bao.log")).unwrap_or_default()
     }
@@ -95,7 +125,7 @@ impl Bao {
         VaultClient::new(
             &self.address,
             None,
-            TlsTrust::PlainLoopback,
+            self.trust(),
             Credentials::Token(SecretString::from(ROOT_TOKEN)),
         )
         .expect("a client")
@@ -106,7 +136,7 @@ impl Bao {
             address: self.address.clone(),
             namespace: None,
             mount: "secret".to_owned(),
-            trust: TlsTrust::PlainLoopback,
+            trust: self.trust(),
             credentials,
         }
     }

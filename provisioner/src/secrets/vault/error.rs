@@ -12,13 +12,14 @@ pub enum VaultError {
         errors: String,
     },
 
-    #[error("cannot reach Vault at {address} ({method} {path}): {source}")]
+    /// `reason` is the whole cause chain as text: reqwest's own Display
+    /// stops at "error sending request", which hides a TLS refusal.
+    #[error("cannot reach Vault at {address} ({method} {path}): {reason}")]
     Transport {
         address: String,
         method: String,
         path: String,
-        #[source]
-        source: reqwest::Error,
+        reason: String,
     },
 
     #[error("Vault at {address}: unexpected answer to {method} {path}: {reason}")]
@@ -41,6 +42,22 @@ pub enum VaultError {
 
     #[error("Vault settings: {0}")]
     Config(String),
+}
+
+/// An error and its sources, joined the way `{:#}` shows an anyhow chain.
+pub(crate) fn chain_text(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        // hyper and reqwest repeat their inner message; say it once.
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 impl VaultError {

@@ -11,7 +11,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use zeroize::Zeroizing;
 
-use super::error::VaultError;
+use super::error::{VaultError, chain_text};
 
 const TOKEN_HEADER: HeaderName = HeaderName::from_static("x-vault-token");
 const NAMESPACE_HEADER: HeaderName = HeaderName::from_static("x-vault-namespace");
@@ -101,11 +101,11 @@ impl Http {
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .body(body.to_vec());
         }
-        let transport = |source| VaultError::Transport {
+        let transport = |error: reqwest::Error| VaultError::Transport {
             address: self.address.clone(),
             method: method.to_string(),
             path: path.to_owned(),
-            source,
+            reason: chain_text(&error),
         };
         let response = request.send().await.map_err(transport)?;
         let status = response.status();
