@@ -151,3 +151,23 @@ fn nodes_without_cloud_init_and_bad_input_fail_with_a_message() {
         stderr(&bad_key)
     );
 }
+
+#[test]
+fn an_invalid_inventory_is_reported_like_validate_does() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("kiln.yaml");
+    std::fs::write(&file, "cluster: {name: Bad_Name}\n").expect("write");
+    let output = Command::cargo_bin("kiln")
+        .expect("kiln binary")
+        .arg("-i")
+        .arg(&file)
+        .args(["render", "x"])
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("kiln.yaml:1:"),
+        "{}",
+        stderr(&output)
+    );
+}

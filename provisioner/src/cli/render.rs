@@ -10,7 +10,7 @@ use kiln_cloud_init::{Generation, NodeSeed, RenderInput, SshPublicKey};
 use kiln_inventory::values::MacAddr;
 use serde_json::json;
 
-use super::{Exit, GlobalArgs, OutputFormat};
+use super::{Exit, GlobalArgs, OutputFormat, load};
 
 /// The file `--out` writes the Proxmox keys to.
 const PROXMOX_CONFIG: &str = "proxmox-config.json";
@@ -44,12 +44,8 @@ pub struct RenderArgs {
 }
 
 pub fn run(global: &GlobalArgs, args: &RenderArgs) -> anyhow::Result<Exit> {
-    let inventory = match kiln_inventory::load(&global.inventory) {
-        Ok(inventory) => inventory,
-        Err(error) => {
-            eprint!("{}", error.render(false));
-            return Ok(Exit::Failure);
-        }
+    let Some(inventory) = load::inventory(global) else {
+        return Ok(Exit::Failure);
     };
     let input = RenderInput {
         authorized_keys: read_public_keys(&args.ssh_public_keys)?,
