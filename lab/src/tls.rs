@@ -26,9 +26,12 @@ pub fn fingerprint_of(der: &[u8]) -> String {
 pub(crate) fn make_server_tls() -> Result<ServerTls, LabError> {
     let cert_err = |e: rcgen::Error| LabError::Certificate(e.to_string());
     let key = rcgen::KeyPair::generate().map_err(cert_err)?;
-    let mut params =
-        rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-            .map_err(cert_err)?;
+    let mut params = rcgen::CertificateParams::new(vec![
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+        "::1".to_string(),
+    ])
+    .map_err(cert_err)?;
     params
         .distinguished_name
         .push(rcgen::DnType::CommonName, "kiln-lab");

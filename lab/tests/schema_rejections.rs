@@ -271,3 +271,58 @@ async fn requests_without_valid_credentials_get_401() {
         .unwrap();
     assert_eq!(response.status().as_u16(), 401);
 }
+
+/// The other side: what kiln and the Terraform providers send must pass the validator.
+#[tokio::test]
+async fn typical_valid_configs_pass_validation() {
+    let lab = lab_with_template().await;
+    let key = kiln_lab::ed25519_public_key(b"k", "ops@lab");
+    let sshkeys = common::encode(&key);
+    let form: Vec<(&str, &str)> = vec![
+        ("cores", "4"),
+        ("sockets", "1"),
+        ("memory", "4096"),
+        ("balloon", "0"),
+        ("cpu", "x86-64-v2-AES"),
+        ("scsihw", "virtio-scsi-single"),
+        ("boot", "order=scsi0;net0"),
+        ("serial0", "socket"),
+        ("vga", "serial0"),
+        ("onboot", "1"),
+        ("ostype", "l26"),
+        ("machine", "q35"),
+        ("agent", "enabled=1,fstrim_cloned_disks=1"),
+        ("net0", "virtio,bridge=vmbr0,firewall=0,tag=20"),
+        ("net1", "model=virtio,bridge=vmbr1,mtu=1500"),
+        ("ipconfig0", "ip=10.0.0.5/24,gw=10.0.0.1,ip6=auto"),
+        ("ipconfig1", "ip=dhcp"),
+        ("nameserver", "10.0.0.1 1.1.1.1"),
+        ("searchdomain", "lab.example"),
+        ("ciuser", "kiln"),
+        ("cipassword", "x"),
+        ("ciupgrade", "0"),
+        ("citype", "nocloud"),
+        (
+            "cicustom",
+            "user=local:snippets/web1.yaml,network=local:snippets/web1-net.yaml",
+        ),
+        ("sshkeys", sshkeys.as_str()),
+        ("tags", "kiln-prod;k8s"),
+        ("description", "kiln:\n  node: web1\n"),
+        ("name", "web1.lab.example"),
+        ("scsi1", "local-lvm:10,discard=on,ssd=1,iothread=1"),
+        ("delete", "unused0,hotplug"),
+    ];
+    let reply = lab.put("/nodes/pve1/qemu/9000/config", &form).await;
+    assert_eq!(reply.status, 200, "{} {}", reply.reason, reply.body);
+    let config = lab.get("/nodes/pve1/qemu/9000/config").await.body["data"].clone();
+    assert_eq!(config["cores"], 4);
+    assert_eq!(config["memory"], "4096");
+    assert!(
+        config["scsi1"]
+            .as_str()
+            .unwrap()
+            .starts_with("local-lvm:vm-9000-disk-1,"),
+        "{config}"
+    );
+}
