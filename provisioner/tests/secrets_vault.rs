@@ -432,7 +432,7 @@ secrets:
         Command::new(env!("CARGO_BIN_EXE_kiln"))
             .args(["-i"])
             .arg(&inventory)
-            .args(["secrets", "rotate", "ssh/kiln", "--yes"])
+            .args(["secrets", "rotate", "generated/ssh/kiln", "--yes"])
             .env("KILN_STATE_DIR", &dirs.state)
             .env("KILN_CONFIG_DIR", &dirs.config)
             .stdin(Stdio::null())

@@ -29,8 +29,9 @@ pub enum SecretsCommand {
     /// What the store holds and what the inventory references: names,
     /// locations, versions and dates, never values.
     List,
-    /// Replace a generated secret (ssh/USER, agent/NODE, collector/tls,
-    /// k3s/token) with a new one; says what that implies first.
+    /// Replace a generated secret (generated/ssh/USER, generated/agent/NODE,
+    /// generated/collector/tls, generated/k3s/token) with a new one; says
+    /// what that implies first.
     Rotate {
         /// The entry, as `kiln secrets list` names it.
         name: String,
@@ -257,6 +258,11 @@ async fn init(
 async fn set(global: &GlobalArgs, secrets: &ClusterSecrets, name: &str) -> anyhow::Result<Exit> {
     if let Err(reason) = format!("file:{name}").parse::<SecretRef>() {
         bail!("`{name}`: {reason}");
+    }
+    if name.starts_with(generated::PREFIX) {
+        bail!(
+            "`{name}` is kiln's own generated secret; replace it with `kiln secrets rotate {name}`"
+        );
     }
     let mut value = Zeroizing::new(String::new());
     std::io::stdin()

@@ -10,8 +10,8 @@ use super::{get_or_create, stored};
 use crate::secrets::error::SecretsError;
 use crate::secrets::store::{Cas, Data, SecretStore};
 
-pub const TALOS_ENTRY: &str = "talos/secrets";
-pub const FLUX_ENTRY: &str = "flux/deploy-key";
+pub const TALOS_ENTRY: &str = "generated/talos/secrets";
+pub const FLUX_ENTRY: &str = "generated/flux/deploy-key";
 
 /// The Talos secrets bundle (`talosctl gen secrets` YAML): `generate` runs
 /// only the first time; every later call returns the stored bundle, so a

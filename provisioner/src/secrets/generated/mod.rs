@@ -1,5 +1,5 @@
 //! Secrets kiln makes itself when the inventory does not give them, written
-//! to the store on first use and read back on every later run: that is what
+//! to the store (under [`PREFIX`], apart from what users store) on first use and read back on every later run: that is what
 //! lets `kiln rebuild` keep the cluster's identity (its SSH key, the agents'
 //! tokens, the collector's certificate, later the K3s token and Talos PKI).
 
@@ -19,6 +19,10 @@ pub use tls::{CollectorTls, collector_tls};
 pub use tokens::{AgentToken, agent_token, agent_tokens, k3s_token, token_sha256};
 
 use super::error::SecretsError;
+
+/// Every generated entry's name starts with this, so a user's `file:` entry
+/// can never be mistaken for one (or rotated as one).
+pub const PREFIX: &str = "generated/";
 use super::store::{Cas, Data, SecretStore};
 
 /// The entry `name`, created by `generate` if it does not exist yet. When
@@ -112,7 +116,7 @@ agent: {collector: 'https://10.0.0.5:9443'}
         let again = cluster_ssh_keypair(&store, &inventory).await.unwrap();
         assert_eq!(first.public_key, again.public_key);
         assert!(first.public_key.ends_with(" kiln@home"));
-        assert!(store.read("ssh/ops").await.unwrap().is_some());
+        assert!(store.read("generated/ssh/ops").await.unwrap().is_some());
 
         let token = agent_token(&store, "node1").await.unwrap();
         assert_eq!(
@@ -150,7 +154,9 @@ agent: {collector: 'https://10.0.0.5:9443'}
     async fn rotation_replaces_the_value_and_bumps_the_version() {
         let (_root, store, inventory) = setup();
         let before = cluster_ssh_keypair(&store, &inventory).await.unwrap();
-        let version = rotate(&store, &inventory, "ssh/ops").await.unwrap();
+        let version = rotate(&store, &inventory, "generated/ssh/ops")
+            .await
+            .unwrap();
         assert_eq!(version, 2);
         let after = cluster_ssh_keypair(&store, &inventory).await.unwrap();
         assert_ne!(before.public_key, after.public_key);

@@ -25,7 +25,8 @@ pub enum Generated {
 impl Generated {
     /// What entry `name` is, or `None` when kiln did not generate it.
     pub fn of(name: &str) -> Option<Self> {
-        match name.split_once('/') {
+        let kind = name.strip_prefix(super::PREFIX)?;
+        match kind.split_once('/') {
             Some(("ssh", user)) if !user.is_empty() => Some(Self::SshKey {
                 user: user.to_owned(),
             }),
@@ -121,23 +122,31 @@ mod tests {
     #[test]
     fn names_map_to_what_kiln_generates() {
         assert_eq!(
-            Generated::of("ssh/kiln"),
+            Generated::of("generated/ssh/kiln"),
             Some(Generated::SshKey {
                 user: "kiln".into()
             })
         );
         assert_eq!(
-            Generated::of("agent/node1"),
+            Generated::of("generated/agent/node1"),
             Some(Generated::AgentToken {
                 node: "node1".into()
             })
         );
         assert_eq!(
-            Generated::of("collector/tls"),
+            Generated::of("generated/collector/tls"),
             Some(Generated::CollectorTls)
         );
-        assert_eq!(Generated::of("k3s/token"), Some(Generated::K3sToken));
+        assert_eq!(
+            Generated::of("generated/k3s/token"),
+            Some(Generated::K3sToken)
+        );
         assert_eq!(Generated::of("vault-secret-id"), None);
-        assert_eq!(Generated::of("ssh/"), None);
+        assert_eq!(Generated::of("generated/ssh/"), None);
+        assert_eq!(
+            Generated::of("ssh/kiln"),
+            None,
+            "a user entry, not generated"
+        );
     }
 }

@@ -28,7 +28,7 @@ const WHAT: &str = "the cluster's SSH key";
 
 /// The entry name of the SSH key for `user`.
 pub fn entry_name(user: &str) -> String {
-    format!("ssh/{user}")
+    format!("generated/ssh/{user}")
 }
 
 fn user(inventory: &Inventory) -> &str {

@@ -11,7 +11,7 @@ use super::{get_or_create, stored};
 use crate::secrets::error::SecretsError;
 use crate::secrets::store::{Cas, Data, SecretStore};
 
-pub const ENTRY: &str = "collector/tls";
+pub const ENTRY: &str = "generated/collector/tls";
 const WHAT: &str = "the collector's TLS certificate";
 
 /// What `kiln serve` presents and what agents pin.

@@ -25,10 +25,10 @@ const AGENT: &str = "an agent token";
 const K3S: &str = "the K3s token";
 
 pub fn agent_entry(node: &str) -> String {
-    format!("agent/{node}")
+    format!("generated/agent/{node}")
 }
 
-pub const K3S_ENTRY: &str = "k3s/token";
+pub const K3S_ENTRY: &str = "generated/k3s/token";
 
 /// The hex SHA-256 of a token, as the collector stores it.
 pub fn token_sha256(token: &SecretString) -> String {
