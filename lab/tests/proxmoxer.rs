@@ -1,5 +1,6 @@
 //! A third-party PVE client drives the lab: the Python `proxmoxer` library with token auth
-//! runs clone → config → start → status/current → task waits. Passes against the emulator
+//! runs clone → config → start → status/current → task waits, then logs in with a
+//! password (ticket + CSRF) and writes. Passes against the emulator
 //! (kiln-lab sim); the same script is what one would run against a real PVE.
 //!
 //! Python comes from `$KILN_PYTHON` or the project venv `<repo>/.venv/bin/python3`, which
@@ -61,6 +62,13 @@ try:
     raise AssertionError("clone onto a taken vmid was accepted")
 except ResourceException as e:
     assert e.status_code == 500 and "already exists" in e.content, e
+# Ticket auth (user + password): proxmoxer logs in and sends the CSRF token on writes.
+px2 = ProxmoxAPI(
+    os.environ["LAB_HOST"], port=int(os.environ["LAB_PORT"]), service="PVE",
+    user=os.environ["LAB_USER"], password=os.environ["LAB_PASSWORD"], verify_ssl=False, timeout=20,
+)
+px2.nodes("pve1").qemu(newid).config.put(description="via ticket")
+assert px2.nodes("pve1").qemu(newid).config.get()["description"] == "via ticket"
 print("PROXMOXER-OK", newid)
 "#;
 
@@ -92,6 +100,7 @@ async fn proxmoxer_clone_config_start_status_and_task_wait() {
         .env("LAB_USER", user)
         .env("LAB_TOKEN_NAME", token_name)
         .env("LAB_TOKEN_SECRET", &lab.lab.token_secret)
+        .env("LAB_PASSWORD", &lab.lab.password)
         .output()
         .await
         .unwrap_or_else(|e| {
@@ -114,9 +123,16 @@ async fn proxmoxer_clone_config_start_status_and_task_wait() {
             .iter()
             .any(|r| r.path.ends_with("/clone") && r.status == 200)
     );
+    let token = requests
+        .iter()
+        .filter(|r| r.auth.as_deref() == Some("PVEAPIToken=kiln@pve!kiln=***"))
+        .count();
+    let ticket = requests
+        .iter()
+        .filter(|r| r.auth.as_deref() == Some("PVEAuthCookie=***"))
+        .count();
     assert!(
-        requests
-            .iter()
-            .all(|r| r.auth.as_deref() == Some("PVEAPIToken=kiln@pve!kiln=***"))
+        token > 10 && ticket >= 2,
+        "{token} token and {ticket} ticket requests"
     );
 }
