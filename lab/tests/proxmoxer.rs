@@ -35,7 +35,7 @@ assert px.version.get()["release"] == "9.1"
 node = px.nodes("pve1")
 newid = int(px.cluster.nextid.get())
 wait(node.qemu(9000).clone.post(newid=newid, name="px-web1", full=0))
-wait(node.qemu(newid).config.post(cores=2, memory="2048", ipconfig0="ip=10.9.0.5/24,gw=10.9.0.1", tags="kiln-px;web"))
+wait(node.qemu(newid).config.post(cores=2, memory="2048", ipconfig0="ip=10.9.0.5/24,gw=10.9.0.1", tags="web,kiln-px"))
 node.qemu(newid).config.put(description="set by proxmoxer")
 config = node.qemu(newid).config.get()
 assert config["cores"] == 2, config

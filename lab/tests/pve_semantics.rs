@@ -334,7 +334,7 @@ async fn cloud_init_keys_tags_and_sshkeys_are_kept_and_rendered_at_start() {
         .await;
     lab.ok_task(reply).await;
     let config = lab.get("/nodes/pve1/qemu/301/config").await.body["data"].clone();
-    assert_eq!(config["tags"], "kiln-prod;k8s;control-plane");
+    assert_eq!(config["tags"], "control-plane;k8s;kiln-prod");
     assert_eq!(config["description"], "kiln: node=cp1\nrun=42");
     assert_eq!(config["cipassword"], "**********");
     assert_eq!(config["sshkeys"], escaped.as_str());

@@ -138,17 +138,20 @@ pub(crate) fn agent_enabled(config: &BTreeMap<String, String>) -> bool {
     })
 }
 
-/// Tags split on `,`, `;` or spaces, duplicates dropped, joined with `;` as PVE stores them.
+/// Tags as PVE stores them on update (`GuestHelpers::get_unique_tags` with the default
+/// datacenter `tag-style`: case-insensitive, `ordering=alphabetical`): split on `,`, `;` or
+/// spaces, duplicates dropped, sorted, joined with `;`.
 pub(crate) fn normalize_tags(value: &str) -> String {
     let mut tags: Vec<&str> = Vec::new();
     for tag in value
         .split(|c: char| c == ',' || c == ';' || c.is_whitespace())
         .filter(|t| !t.is_empty())
     {
-        if !tags.contains(&tag) {
+        if !tags.iter().any(|t| t.eq_ignore_ascii_case(tag)) {
             tags.push(tag);
         }
     }
+    tags.sort_by_key(|t| t.to_ascii_lowercase());
     tags.join(";")
 }
 
@@ -184,7 +187,7 @@ mod tests {
         assert_eq!(parse_size("8G"), Some(8 << 30));
         assert_eq!(format_size(8 << 30), "8G");
         assert_eq!(format_size(1536 << 20), "1536M");
-        assert_eq!(normalize_tags("b, a;b  c"), "b;a;c");
+        assert_eq!(normalize_tags("b, a;B  c"), "a;b;c");
         assert!(is_disk_key("scsi30") && !is_disk_key("scsi31") && !is_disk_key("net0"));
     }
 }
