@@ -37,6 +37,8 @@ pub enum InputError {
     WritePath(String),
     #[error("write_files `{path}`: permissions {mode:#o} exceed 0o7777")]
     Permissions { path: String, mode: u32 },
+    #[error("write_files owner `{0}` is not `user` or `user:group` (lower-case account names)")]
+    Owner(String),
     #[error("runcmd entry is empty: a command needs at least a program")]
     EmptyCommand,
     #[error("package name `{0}` is not a Debian package name")]

@@ -287,11 +287,16 @@ impl WriteFile {
         Ok(self)
     }
 
-    /// `user:group`. A user cloud-init creates exists only after `write_files`
-    /// ran, so a file owned by one is written late ([`Self::deferred`]).
-    pub fn owner(mut self, owner: impl Into<String>) -> Self {
-        self.owner = Some(owner.into());
-        self
+    /// `user` or `user:group`. A user cloud-init creates exists only after
+    /// `write_files` ran, so a file owned by one is written late
+    /// ([`Self::deferred`]).
+    pub fn owner(mut self, owner: &str) -> Result<Self, InputError> {
+        let mut parts = owner.splitn(2, ':');
+        if !parts.all(is_account_name) {
+            return Err(InputError::Owner(owner.to_owned()));
+        }
+        self.owner = Some(owner.to_owned());
+        Ok(self)
     }
 
     /// Write the file in the final stage, after users and packages exist.
@@ -299,6 +304,17 @@ impl WriteFile {
         self.defer = true;
         self
     }
+}
+
+/// A user or group name as Debian's `adduser` accepts it by default
+/// (`NAME_REGEX`): a lower-case letter or `_`, then letters, digits, `_`, `-`.
+fn is_account_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    name.len() <= 32
+        && chars
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-'))
 }
 
 /// A first-boot command as an argument vector: cloud-init runs it without a
@@ -374,7 +390,12 @@ mod tests {
         }
         let file = WriteFile::new("/x", "").unwrap();
         assert!(file.clone().permissions(0o600).is_ok());
-        assert!(file.permissions(0o10000).is_err());
+        assert!(file.clone().permissions(0o10000).is_err());
+        assert!(file.clone().owner("kiln:kiln").is_ok());
+        assert!(file.clone().owner("root").is_ok());
+        for bad in ["", "kiln:", "Kiln", "a b", "kiln:kiln:x", "kiln\n"] {
+            assert!(file.clone().owner(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

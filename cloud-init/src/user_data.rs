@@ -236,6 +236,7 @@ mod tests {
                     .permissions(0o600)
                     .unwrap()
                     .owner("kiln:kiln")
+                    .unwrap()
                     .deferred(),
             ],
             runcmd: vec![Command::new(["touch", "/run/kiln-ready"]).unwrap()],

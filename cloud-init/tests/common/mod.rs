@@ -81,13 +81,15 @@ pub fn full_input() -> RenderInput {
             .expect("file")
             .permissions(0o600)
             .expect("mode")
-            .owner("root:root"),
+            .owner("root:root")
+            .expect("owner"),
             WriteFile::new(
                 "/home/kiln/.note",
                 "yes: no\n# not a comment\n'quoted' \"text\"\n",
             )
             .expect("file")
             .owner("kiln:kiln")
+            .expect("owner")
             .deferred(),
         ],
         runcmd: vec![
