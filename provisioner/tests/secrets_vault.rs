@@ -469,3 +469,67 @@ impl Drop for ChildGuard {
         let _ = self.0.wait();
     }
 }
+
+#[tokio::test]
+async fn trace_logs_and_output_never_show_the_token() {
+    let bao = Bao::start().await;
+    let root = tempfile::tempdir().unwrap();
+    let dirs = Dirs {
+        state: root.path().join("state"),
+        config: root.path().join("config"),
+    };
+    FileStore::new(&dirs, "home")
+        .write("vault-token", single_value(ROOT_TOKEN.into()), Cas::Any)
+        .await
+        .unwrap();
+    let inventory = root.path().join("kiln.yaml");
+    std::fs::write(
+        &inventory,
+        format!(
+            "cluster: {{name: home}}
+network: {{ipv4: {{cidr: 10.0.0.0/24, gateway: 10.0.0.1}}}}
+nodes:
+  - {{name: node1, role: host, ip: 10.0.0.10, baremetal: {{}}}}
+secrets:
+  backend: vault
+  vault:
+    address: {}
+    auth: {{method: token, token: 'file:vault-token'}}
+",
+            bao.address
+        ),
+    )
+    .unwrap();
+    let mut printed = String::new();
+    for args in [
+        &["secrets", "init"][..],
+        &["secrets", "rotate", "generated/ssh/kiln", "--yes"],
+        &["-o", "json", "secrets", "list"],
+        &["secrets", "list"],
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_kiln"))
+            .arg("-i")
+            .arg(&inventory)
+            .args(["--log-level", "trace"])
+            .args(args)
+            .env("KILN_STATE_DIR", &dirs.state)
+            .env("KILN_CONFIG_DIR", &dirs.config)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert_eq!(output.status.code(), Some(0), "{args:?}: {text}");
+        printed.push_str(&text);
+    }
+    assert!(printed.contains("generated/ssh/kiln"), "{printed}");
+    assert!(
+        printed.contains("path \"secret/data/kiln/home/*\""),
+        "{printed}"
+    );
+    assert!(!printed.contains(ROOT_TOKEN), "{printed}");
+    assert!(!printed.contains("PRIVATE KEY"), "{printed}");
+}

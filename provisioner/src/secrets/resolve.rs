@@ -10,6 +10,7 @@ use secrecy::SecretString;
 
 use super::error::SecretsError;
 use super::file::{FileStore, VALUE_KEY};
+use super::generated::{SshKeyPair, cluster_ssh_keypair};
 use super::paths::Dirs;
 use super::store::{SecretStore, Store, value};
 use super::vault::{
@@ -93,6 +94,20 @@ impl ClusterSecrets {
 
     pub fn vault(&self) -> Option<&VaultClient> {
         self.vault.as_ref()
+    }
+
+    /// The SSH key pair kiln logs in to nodes with: the inventory's own
+    /// `ssh.key` when it names one, else the cluster's generated key.
+    pub async fn ssh_keypair(&self, inventory: &Inventory) -> Result<SshKeyPair, SecretsError> {
+        let Some(reference) = inventory.ssh.as_ref().and_then(|ssh| ssh.key.as_ref()) else {
+            return cluster_ssh_keypair(&self.primary, inventory).await;
+        };
+        let private = self.resolve_ref(reference, "ssh.key").await?;
+        SshKeyPair::from_private(&private).map_err(|reason| SecretsError::Unresolved {
+            reference: reference.to_string(),
+            used_at: "ssh.key".to_owned(),
+            reason,
+        })
     }
 
     /// The value of one inventory reference.
@@ -395,5 +410,56 @@ nodes:
                 && error.contains("is not set"),
             "{error}"
         );
+    }
+}
+
+#[cfg(test)]
+mod ssh_tests {
+    use super::*;
+    use crate::secrets::file::single_value;
+    use crate::secrets::store::Cas;
+
+    #[tokio::test]
+    async fn the_inventory_key_wins_over_the_generated_one() {
+        let root = tempfile::tempdir().unwrap();
+        let dirs = Dirs {
+            state: root.path().join("state"),
+            config: root.path().join("config"),
+        };
+        let base = "cluster: {name: home}
+network: {ipv4: {cidr: 10.0.0.0/24, gateway: 10.0.0.1}}
+nodes:
+  - {name: node1, role: host, ip: 10.0.0.10, baremetal: {}}
+";
+        let plain = kiln_inventory::parse("kiln.yaml", base).unwrap();
+        let secrets = ClusterSecrets::open(&plain, &dirs).await.unwrap();
+        let generated = secrets.ssh_keypair(&plain).await.unwrap();
+        assert!(generated.public_key.ends_with("kiln@home"));
+
+        let own = crate::secrets::generated::cluster_ssh_keypair(
+            &FileStore::new(
+                &Dirs {
+                    state: root.path().join("other"),
+                    config: root.path().join("config"),
+                },
+                "other",
+            ),
+            &plain,
+        )
+        .await
+        .unwrap();
+        secrets
+            .file_store()
+            .write("ssh/own", single_value(own.private_key.clone()), Cas::Any)
+            .await
+            .unwrap();
+        let with_key = kiln_inventory::parse(
+            "kiln.yaml",
+            &format!("{base}ssh: {{key: 'file:ssh/own'}}\n"),
+        )
+        .unwrap();
+        let chosen = secrets.ssh_keypair(&with_key).await.unwrap();
+        assert_eq!(chosen.public_key, own.public_key);
+        assert_ne!(chosen.public_key, generated.public_key);
     }
 }

@@ -40,9 +40,8 @@ fn user(inventory: &Inventory) -> &str {
 
 /// The cluster's generated SSH key pair for the kiln user: created on first
 /// use, the same on every later call. When the inventory names its own key
-/// (`ssh.key`), that key is the one to use, not this one: resolve it with
-/// [`crate::secrets::ClusterSecrets::resolve`] and load it with
-/// [`SshKeyPair::from_private`].
+/// (`ssh.key`), that key is the one to use, not this one:
+/// [`crate::secrets::ClusterSecrets::ssh_keypair`] picks the right one.
 pub async fn cluster_ssh_keypair<S: SecretStore>(
     store: &S,
     inventory: &Inventory,
