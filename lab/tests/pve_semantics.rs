@@ -128,6 +128,13 @@ async fn clone_rules_linked_full_storage_and_target() {
         linked_with_storage.body["errors"]["storage"],
         "parameter 'storage' not allowed for linked clones"
     );
+    let pool = lab
+        .post(
+            "/nodes/pve1/qemu/9000/clone",
+            &[("newid", "101"), ("pool", "kiln")],
+        )
+        .await;
+    assert_eq!(pool.reason, "pool 'kiln' does not exist");
     let cross_node = lab
         .post(
             "/nodes/pve1/qemu/9000/clone",

@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::disks::new_volume;
 use super::state::{Vm, storage};
-use super::{Ctx, Out, check_unlocked, vm, vm_of};
+use super::{Ctx, Out, check_unlocked, no_such_pool, vm, vm_of};
 use crate::api::reply::ApiError;
 
 pub(crate) fn clone(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
@@ -56,6 +56,9 @@ pub(crate) fn clone(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
             }
             Some(_) => {}
         }
+    }
+    if let Some(pool) = ctx.opt("pool") {
+        return Err(no_such_pool(pool));
     }
     check_unlocked(&source)?;
     if state.vms.contains_key(&newid) {

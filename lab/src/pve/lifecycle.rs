@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde_json::json;
 
 use super::state::Vm;
-use super::{Ctx, Out, check_unlocked, config, power, vm, vm_of};
+use super::{Ctx, Out, check_unlocked, config, no_such_pool, power, vm, vm_of};
 use crate::api::reply::ApiError;
 
 /// `POST /nodes/{node}/qemu`: a `qmcreate` task; disks may import (`import-from`).
@@ -17,6 +17,9 @@ pub(crate) fn create(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
             "unable to create VM {vmid} - VM {vmid} already exists on node '{}'",
             existing.node
         )));
+    }
+    if let Some(pool) = ctx.opt("pool") {
+        return Err(no_such_pool(pool));
     }
     let node = ctx.node().to_string();
     // The VMID is taken from here on (PVE writes the config first, under `lock: create`).

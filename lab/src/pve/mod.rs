@@ -120,6 +120,12 @@ pub(crate) fn no_such_vm(node: &str, vmid: u32) -> ApiError {
     ))
 }
 
+/// The lab has no pools (`/pools` is not served), so every pool is unknown
+/// (`PVE::Pool::assert_pool_exists`).
+pub(crate) fn no_such_pool(pool: &str) -> ApiError {
+    ApiError::fail(format!("pool '{pool}' does not exist"))
+}
+
 /// The VM of the path, on the node of the path.
 pub(crate) fn vm_of<'s>(state: &'s State, ctx: &Ctx<'_>) -> Result<&'s Vm, ApiError> {
     state
