@@ -22,13 +22,21 @@ pub struct PinVerifier {
 /// The presented certificate is not the pinned one. It travels inside
 /// `rustls::Error::InvalidCertificate(CertificateError::Other(..))`, so its
 /// text reaches the user through any client's error chain.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "certificate fingerprint mismatch: expected (pinned) {expected}, server presented {presented}"
+    "certificate fingerprint mismatch: expected {expected} by the pin, server presented {presented}"
 )]
 pub struct PinMismatch {
     pub expected: Fingerprint,
     pub presented: Fingerprint,
+}
+
+/// rustls shows `CertificateError::Other` with `{:?}`, so Debug must read
+/// as well as Display: it is what users see in the error chain.
+impl std::fmt::Debug for PinMismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }
 
 impl PinVerifier {

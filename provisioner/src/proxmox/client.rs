@@ -424,12 +424,36 @@ fn is_tls_rejection(e: &(dyn StdError + 'static)) -> bool {
 
 pub(crate) fn transport(endpoint: Endpoint, target: &Target, e: &reqwest::Error) -> Error {
     let tls = is_tls_rejection(e);
+    let full = chain(e);
+    // rustls wraps a pin mismatch in `Other(OtherError(..))`; show the
+    // mismatch itself, both fingerprints, rather than that wrapping.
+    let detail = match full.find("certificate fingerprint mismatch") {
+        Some(start) => {
+            let rest = &full[start..];
+            let end = rest.find(')').unwrap_or(rest.len());
+            format!("TLS: {} (connecting to {})", &rest[..end], url_of(e))
+        }
+        None if full.contains("UnknownIssuer") => format!(
+            "{full} (the certificate is not signed by a trusted CA; a self-signed PVE \
+             needs its SHA-256 fingerprint pinned)"
+        ),
+        None => full,
+    };
     Error::Transport {
         endpoint,
         target: target.clone(),
-        detail: chain(e),
+        detail,
         retryable: !tls && !e.is_builder(),
     }
+}
+
+fn url_of(e: &reqwest::Error) -> String {
+    e.url()
+        .map(|u| {
+            u.host_str().unwrap_or_default().to_owned()
+                + &u.port().map(|p| format!(":{p}")).unwrap_or_default()
+        })
+        .unwrap_or_else(|| "the server".to_owned())
 }
 
 #[cfg(test)]
