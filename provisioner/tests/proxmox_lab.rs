@@ -542,3 +542,108 @@ async fn c_names(c: &ProxmoxClient, vmids: &BTreeSet<u32>) -> BTreeSet<String> {
         .filter_map(|v| v.name)
         .collect()
 }
+
+#[tokio::test]
+async fn no_such_task_is_tolerated_briefly_then_reported() {
+    let lab = start_lab(LabConfig::default()).await;
+    let auth = Auth::token_from_str(&lab.token()).unwrap();
+    let mut config = ClientConfig::new(lab.endpoint.clone(), auth, proxmox_common::pin(&lab));
+    config.task_not_found_grace = Duration::from_millis(300);
+    config.task_poll_max = Duration::from_millis(50);
+    let c = ProxmoxClient::new(config).unwrap();
+    // A UPID no node knows: PVE answers `400 upid: no such task`.
+    let upid: Upid = "UPID:pve2:0000ABCD:0000BEEF:65000000:qmstart:100:kiln@pve!kiln:"
+        .parse()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let err = c
+        .wait(TaskHandle::Task {
+            upid,
+            target: Target::vm("pve2", 100),
+            permits: Permits::none(),
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "gave up at once"
+    );
+    assert_eq!(err.status(), Some(400), "{err}");
+    assert!(err.to_string().contains("no such task"), "{err}");
+    let polls = lab
+        .requests()
+        .iter()
+        .filter(|r| r.path.contains("/nodes/pve2/tasks/"))
+        .count();
+    assert!(polls > 1, "polled the UPID's node only {polls} times");
+}
+
+#[tokio::test]
+async fn agent_wait_rides_out_the_boot_and_stops_on_fatal_answers() {
+    let lab = start_lab(LabConfig {
+        boot_delay: Duration::from_millis(400),
+        ..LabConfig::default()
+    })
+    .await;
+    let c = client(&lab);
+    let (vmid, _) = c
+        .clone_new("pve1", TEMPLATE, &CloneOptions::default(), None)
+        .await
+        .unwrap();
+    let ip = IpConfig::static_v4("10.9.0.7/24", None);
+    c.update_config_sync("pve1", vmid, &VmConfigUpdate::new().ipconfig(0, &ip))
+        .await
+        .unwrap();
+
+    // Stopped VM: "not running" is waited on, and the wait is bounded.
+    let err = c
+        .wait_for_address("pve1", vmid, AddressFamily::V4, Duration::from_millis(300))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::WaitTimeout { .. }), "{err}");
+    assert!(err.to_string().contains("not running"), "{err}");
+
+    // Booting: the agent answers only after the boot delay.
+    c.run(|| c.start("pve1", vmid)).await.unwrap();
+    let addr = c
+        .wait_for_address("pve1", vmid, AddressFamily::V4, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(addr.to_string(), "10.9.0.7");
+    let pings = lab
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with(&format!("/qemu/{vmid}/agent/ping")))
+        .count();
+    assert!(pings > 1, "the agent answered at once ({pings} pings)");
+
+    // No agent configured: fatal at once, not waited on.
+    let (other, _) = c
+        .clone_new("pve1", TEMPLATE, &CloneOptions::default(), None)
+        .await
+        .unwrap();
+    c.update_config_sync(
+        "pve1",
+        other,
+        &VmConfigUpdate::new().agent(AgentOption {
+            enabled: false,
+            fstrim_cloned_disks: None,
+        }),
+    )
+    .await
+    .unwrap();
+    c.run(|| c.start("pve1", other)).await.unwrap();
+    let started = std::time::Instant::now();
+    let err = c
+        .wait_for_address("pve1", other, AddressFamily::Any, Duration::from_secs(10))
+        .await
+        .unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "waited on a fatal answer"
+    );
+    assert!(
+        err.to_string().contains("No QEMU guest agent configured"),
+        "{err}"
+    );
+}

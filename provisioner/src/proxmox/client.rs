@@ -68,6 +68,9 @@ pub struct ClientConfig {
     pub task_timeout: Duration,
     /// Longest pause between two task-status polls.
     pub task_poll_max: Duration,
+    /// How long `400 upid: no such task` counts as "not visible yet" right
+    /// after a task was created, before it is taken as an error.
+    pub task_not_found_grace: Duration,
     /// Ticket auth: log in again after this long (default 1 h, the
     /// proxmoxer choice; capped well below PVE's 2 h ticket lifetime).
     pub ticket_renew_after: Duration,
@@ -87,6 +90,7 @@ impl ClientConfig {
             task_timeout: Duration::from_secs(600),
             task_poll_max: Duration::from_secs(2),
             ticket_renew_after: Duration::from_secs(3600),
+            task_not_found_grace: Duration::from_secs(15),
             retry: RetryPolicy::default(),
             limits: LimitsConfig::default(),
         }

@@ -122,8 +122,6 @@ pub fn exit_success(exitstatus: &str) -> Option<u32> {
     caps.get(1)?.as_str().parse().ok()
 }
 
-/// How long `upid: no such task` is treated as "not visible yet".
-const NO_SUCH_TASK_GRACE: Duration = Duration::from_secs(15);
 /// How many task log lines a failure carries.
 const LOG_TAIL: usize = 12;
 
@@ -221,7 +219,9 @@ impl ProxmoxClient {
                         });
                     }
                 }
-                Err(e) if is_no_such_task(&e) && started.elapsed() < NO_SUCH_TASK_GRACE => {}
+                Err(e)
+                    if is_no_such_task(&e)
+                        && started.elapsed() < self.inner.config.task_not_found_grace => {}
                 Err(e) if e.is_retryable() => {
                     tracing::debug!(error = %e, "task poll failed, polling again");
                 }
