@@ -1,6 +1,7 @@
 //! The command line: global flags, one module per command. Commands parse
 //! their arguments, call the library, and print; nothing else.
 
+mod apply;
 mod completions;
 mod load;
 mod plan;
@@ -84,6 +85,8 @@ pub enum Command {
     Secrets(secrets::SecretsArgs),
     /// What `kiln apply` would do, per node and per field.
     Plan(plan::PlanArgs),
+    /// Make Proxmox match the inventory.
+    Apply(apply::ApplyArgs),
     /// Print shell completions.
     Completions {
         #[arg(value_enum)]
@@ -124,6 +127,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Schema => schema::run(),
         Command::Completions { shell } => completions::run(shell),
         Command::Plan(args) => plan::run(&cli.global, &args),
+        Command::Apply(args) => apply::run(&cli.global, &args),
         Command::Secrets(args) => secrets::run(&cli.global, &args),
         Command::Render(args) => render::run(&cli.global, &args),
     }

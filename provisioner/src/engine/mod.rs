@@ -1,12 +1,18 @@
-//! The engine: connects to Proxmox, observes what exists, and (soon) runs
-//! the plan as a graph of steps.
+//! The engine: connects to Proxmox, observes what exists, and runs a plan
+//! as a graph of steps.
 
+mod apply;
 mod connect;
+mod context;
 mod events;
 mod graph;
 mod observe;
+mod pipeline;
+mod steps;
 
+pub use apply::{RunLabel, execute};
 pub use connect::{ConnectError, proxmox_client};
+pub use context::{Context, Timeouts};
 pub use events::{Event, EventSink, RunOutcome, StepOutcome};
 pub use graph::{Graph, GraphReport, Step, StepFailure, StepFuture, StepId};
 pub use observe::{observe, observed_config};

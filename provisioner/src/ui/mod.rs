@@ -3,3 +3,4 @@
 
 pub mod logging;
 pub mod plan_view;
+pub mod progress;

@@ -1,0 +1,46 @@
+//! One run: the plan's graph, framed by the run's start and end events.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use tokio::sync::watch;
+
+use super::context::Context;
+use super::events::{Event, EventSink};
+use super::graph::GraphReport;
+use super::pipeline;
+use crate::plan::{Plan, desired_vms};
+
+/// Who ran it and on what, for the run's record.
+pub struct RunLabel {
+    pub command: String,
+    pub inventory_hash: String,
+    pub operator: String,
+}
+
+pub async fn execute(
+    context: Arc<Context>,
+    plan: &Plan,
+    label: RunLabel,
+    sink: Arc<dyn EventSink>,
+    interrupt: watch::Receiver<bool>,
+) -> GraphReport {
+    let run = context.run;
+    sink.emit(&Event::RunStarted {
+        run,
+        command: label.command,
+        cluster: plan.cluster.clone(),
+        inventory_hash: label.inventory_hash,
+        operator: label.operator,
+        at: SystemTime::now(),
+    });
+    let desired = desired_vms(&context.inventory);
+    let graph = pipeline::build(plan, &desired, &context);
+    let report = graph.run(run, sink.clone(), interrupt).await;
+    sink.emit(&Event::RunFinished {
+        run,
+        at: SystemTime::now(),
+        outcome: report.outcome,
+    });
+    report
+}

@@ -1,0 +1,69 @@
+//! What every step of a run shares: the client, the inventory, the run's
+//! identity, what kiln resolved before starting, and the time limits.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use kiln_cloud_init::SshPublicKey;
+use kiln_inventory::Inventory;
+use uuid::Uuid;
+
+use crate::proxmox::ProxmoxClient;
+
+/// How long each kind of step may take before it fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    pub clone: Duration,
+    pub configure: Duration,
+    pub resize: Duration,
+    pub power: Duration,
+    pub destroy: Duration,
+    /// From start until the guest agent reports the node's address.
+    pub boot: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            clone: Duration::from_secs(600),
+            configure: Duration::from_secs(120),
+            resize: Duration::from_secs(300),
+            power: Duration::from_secs(180),
+            destroy: Duration::from_secs(300),
+            boot: Duration::from_secs(600),
+        }
+    }
+}
+
+pub struct Context {
+    pub client: ProxmoxClient,
+    pub inventory: Arc<Inventory>,
+    pub run: Uuid,
+    /// The keys cloud-init installs for the SSH user (the cluster's key).
+    pub authorized_keys: Vec<SshPublicKey>,
+    pub timeouts: Timeouts,
+}
+
+/// The VM one node's steps work on, known once it was cloned.
+#[derive(Debug, Default)]
+pub struct NodeSlot(Mutex<Option<u32>>);
+
+impl NodeSlot {
+    pub fn with(vmid: Option<u32>) -> Arc<Self> {
+        Arc::new(Self(Mutex::new(vmid)))
+    }
+
+    pub fn set(&self, vmid: u32) {
+        if let Ok(mut slot) = self.0.lock() {
+            *slot = Some(vmid);
+        }
+    }
+
+    pub fn vmid(&self) -> Result<u32, String> {
+        self.0
+            .lock()
+            .ok()
+            .and_then(|slot| *slot)
+            .ok_or_else(|| "no VM yet: the clone step did not record one".to_owned())
+    }
+}

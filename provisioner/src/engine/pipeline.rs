@@ -1,0 +1,203 @@
+//! From a plan to a graph of steps: one pipeline per node, chained.
+//!
+//! create:  clone → configure → resize → start → wait_ip
+//! replace: destroy → (create)
+//! update:  configure → resize → start or reboot (when the VM runs and its
+//!          CPU or memory changed, which Proxmox applies only at boot) → wait_ip
+//! orphan:  destroy (only with `--prune`)
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::context::{Context, NodeSlot};
+use super::graph::{Graph, Step, StepId};
+use super::steps;
+use crate::plan::{Action, DesiredVm, NodePlan, OrphanAction, Plan};
+
+pub fn build(plan: &Plan, desired: &[DesiredVm], context: &Arc<Context>) -> Graph {
+    let mut graph = Graph::default();
+    for node_plan in &plan.nodes {
+        let Some(wanted) = desired.iter().find(|vm| vm.node == node_plan.node) else {
+            continue;
+        };
+        add_node(&mut graph, node_plan, Arc::new(wanted.clone()), context);
+    }
+    for orphan in plan
+        .orphans
+        .iter()
+        .filter(|orphan| orphan.action == OrphanAction::Destroy)
+    {
+        let (context, pve_node, node, vmid) = (
+            context.clone(),
+            orphan.pve_node.clone(),
+            orphan.node.clone(),
+            orphan.vmid,
+        );
+        graph.add(step(
+            &orphan.node,
+            "destroy",
+            Vec::new(),
+            context.timeouts.destroy,
+            async move { steps::destroy(context, pve_node, node, vmid).await },
+        ));
+    }
+    graph
+}
+
+fn step(
+    node: &str,
+    name: &'static str,
+    after: Vec<StepId>,
+    timeout: Duration,
+    work: impl Future<Output = Result<(), String>> + Send + 'static,
+) -> Step {
+    Step {
+        node: Some(node.to_owned()),
+        name,
+        after,
+        timeout,
+        run: Box::new(move || Box::pin(work)),
+    }
+}
+
+/// The arguments every VM step takes.
+type VmStep<F> = fn(Arc<Context>, Arc<DesiredVm>, Arc<NodeSlot>) -> F;
+
+fn vm_step<F>(
+    graph: &mut Graph,
+    name: &'static str,
+    after: Option<StepId>,
+    timeout: Duration,
+    work: VmStep<F>,
+    (context, wanted, slot): (&Arc<Context>, &Arc<DesiredVm>, &Arc<NodeSlot>),
+) -> StepId
+where
+    F: Future<Output = Result<(), String>> + Send + 'static,
+{
+    let future = work(context.clone(), wanted.clone(), slot.clone());
+    graph.add(step(
+        &wanted.node,
+        name,
+        after.into_iter().collect(),
+        timeout,
+        future,
+    ))
+}
+
+fn add_node(
+    graph: &mut Graph,
+    node_plan: &NodePlan,
+    wanted: Arc<DesiredVm>,
+    context: &Arc<Context>,
+) {
+    let timeouts = context.timeouts;
+    match node_plan.action {
+        Action::Nothing => {}
+        Action::Create | Action::Replace => {
+            let slot = NodeSlot::with(None);
+            let parts = (context, &wanted, &slot);
+            let mut last = None;
+            if node_plan.action == Action::Replace
+                && let Some(vmid) = node_plan.vmid
+            {
+                let (context, pve_node, node) = (
+                    context.clone(),
+                    node_plan.pve_node.clone(),
+                    wanted.node.clone(),
+                );
+                last = Some(graph.add(step(
+                    &wanted.node,
+                    "destroy",
+                    Vec::new(),
+                    timeouts.destroy,
+                    async move { steps::destroy(context, pve_node, node, vmid).await },
+                )));
+            }
+            let cloned = vm_step(graph, "clone", last, timeouts.clone, steps::clone, parts);
+            let configured = vm_step(
+                graph,
+                "configure",
+                Some(cloned),
+                timeouts.configure,
+                steps::configure,
+                parts,
+            );
+            let resized = vm_step(
+                graph,
+                "resize",
+                Some(configured),
+                timeouts.resize,
+                steps::resize,
+                parts,
+            );
+            let started = vm_step(
+                graph,
+                "start",
+                Some(resized),
+                timeouts.power,
+                steps::start,
+                parts,
+            );
+            vm_step(
+                graph,
+                "wait_ip",
+                Some(started),
+                timeouts.boot,
+                steps::wait_for_address,
+                parts,
+            );
+        }
+        Action::Update => {
+            let slot = NodeSlot::with(node_plan.vmid);
+            let parts = (context, &wanted, &slot);
+            let changed =
+                |field: &str| node_plan.changes.iter().any(|change| change.field == field);
+            let configured = vm_step(
+                graph,
+                "configure",
+                None,
+                timeouts.configure,
+                steps::configure,
+                parts,
+            );
+            let resized = vm_step(
+                graph,
+                "resize",
+                Some(configured),
+                timeouts.resize,
+                steps::resize,
+                parts,
+            );
+            let powered = if changed("power") {
+                vm_step(
+                    graph,
+                    "start",
+                    Some(resized),
+                    timeouts.power,
+                    steps::start,
+                    parts,
+                )
+            } else if changed("cores") || changed("memory") {
+                vm_step(
+                    graph,
+                    "reboot",
+                    Some(resized),
+                    timeouts.power,
+                    steps::reboot,
+                    parts,
+                )
+            } else {
+                resized
+            };
+            vm_step(
+                graph,
+                "wait_ip",
+                Some(powered),
+                timeouts.boot,
+                steps::wait_for_address,
+                parts,
+            );
+        }
+    }
+}
