@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{encode, lab_with_template};
+use common::{encode, lab_with_template, lab_with_timing};
 use serde_json::Value;
 
 const UPID_RE: &str = r"^UPID:([a-zA-Z0-9]([a-zA-Z0-9\-]*[a-zA-Z0-9])?):([0-9A-Fa-f]{8}):([0-9A-Fa-f]{8,9}):([0-9A-Fa-f]{8}):([^:\s/]+):([^:\s/]*):([^:\s/]+):$";
@@ -19,7 +19,7 @@ fn upid(reply: &common::Reply) -> String {
 
 #[tokio::test]
 async fn a_cloning_vm_is_locked_until_the_task_ends() {
-    let lab = lab_with_template().await;
+    let lab = lab_with_timing(Duration::from_secs(3), Duration::from_millis(100)).await;
     let clone = lab
         .post(
             "/nodes/pve1/qemu/9000/clone",
@@ -188,7 +188,7 @@ async fn clone_rules_linked_full_storage_and_target() {
 
 #[tokio::test]
 async fn task_lifecycle_status_log_and_upid() {
-    let lab = lab_with_template().await;
+    let lab = lab_with_timing(Duration::from_secs(2), Duration::from_millis(100)).await;
     let upid = upid(
         &lab.post("/nodes/pve1/qemu/9000/clone", &[("newid", "150")])
             .await,
@@ -243,7 +243,7 @@ fn upid_of(reply: common::Reply) -> String {
 
 #[tokio::test]
 async fn agent_answers_after_the_boot_delay_with_the_configured_ip() {
-    let lab = lab_with_template().await;
+    let lab = lab_with_timing(Duration::from_millis(100), Duration::from_secs(3)).await;
     lab.ok_task(
         lab.post(
             "/nodes/pve1/qemu/9000/clone",
@@ -277,9 +277,16 @@ async fn agent_answers_after_the_boot_delay_with_the_configured_ip() {
         .get("/nodes/pve1/qemu/201/agent/network-get-interfaces")
         .await;
     assert_eq!(early.reason, "QEMU guest agent is not running");
-    tokio::time::sleep(Duration::from_millis(450)).await;
-    let ping = lab.post("/nodes/pve1/qemu/201/agent/ping", &[]).await;
-    assert_eq!(ping.status, 200);
+    let mut ping = lab.post("/nodes/pve1/qemu/201/agent/ping", &[]).await;
+    for _ in 0..200 {
+        if ping.status == 200 {
+            break;
+        }
+        assert_eq!(ping.reason, "QEMU guest agent is not running");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        ping = lab.post("/nodes/pve1/qemu/201/agent/ping", &[]).await;
+    }
+    assert_eq!(ping.status, 200, "the agent never came up");
     assert_eq!(ping.body["data"], serde_json::json!({"result": {}}));
     let nics = lab
         .get("/nodes/pve1/qemu/201/agent/network-get-interfaces")

@@ -111,11 +111,17 @@ pub fn encode(text: &str) -> String {
     percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
-/// A lab with one template (9000 on pve1) and slow enough tasks to observe them running.
+/// A lab with one template (9000 on pve1) and tasks short enough for quick tests.
 pub async fn lab_with_template() -> Lab {
+    lab_with_timing(Duration::from_millis(100), Duration::from_millis(100)).await
+}
+
+/// A lab with one template (9000 on pve1), tasks running `task` and guests booting in
+/// `boot`: long enough to observe the in-between states even on a loaded machine.
+pub async fn lab_with_timing(task: Duration, boot: Duration) -> Lab {
     let lab = start(LabConfig {
-        task_duration: Duration::from_millis(300),
-        boot_delay: Duration::from_millis(400),
+        task_duration: task,
+        boot_delay: boot,
         ..LabConfig::default()
     })
     .await;
