@@ -194,7 +194,10 @@ async fn clone_configure_start_agent_power_delete() {
         .unwrap();
     c.wait(h).await.unwrap();
     assert!(!c.vm_status("pve1", vmid).await.unwrap().is_running());
-    c.run(|| c.start("pve1", vmid)).await.unwrap();
+    c.ensure_running("pve1", vmid).await.unwrap();
+    // Starting a running VM fails in PVE; ensure_running takes it as done.
+    assert!(c.run(|| c.start("pve1", vmid)).await.is_err());
+    c.ensure_running("pve1", vmid).await.unwrap();
     c.run(|| c.reboot("pve1", vmid)).await.unwrap();
     assert!(c.vm_status("pve1", vmid).await.unwrap().is_running());
     c.run(|| c.stop("pve1", vmid)).await.unwrap();

@@ -485,6 +485,24 @@ impl ProxmoxClient {
         self.power(node, vmid, "reboot", Params::new()).await
     }
 
+    /// Starts the VM and waits; a VM that is already running counts as done
+    /// (a retried start whose first answer was lost lands here).
+    pub async fn ensure_running(&self, node: &str, vmid: u32) -> Result<TaskOutcome> {
+        match self.run(|| self.start(node, vmid)).await {
+            Err(e)
+                if e.pve_message()
+                    .is_some_and(|m| m.contains("already running")) =>
+            {
+                Ok(TaskOutcome {
+                    upid: None,
+                    exitstatus: None,
+                    warnings: 0,
+                })
+            }
+            other => other,
+        }
+    }
+
     pub async fn vm_status(&self, node: &str, vmid: u32) -> Result<VmStatus> {
         self.get(
             &vm_path(node, vmid, "status/current"),
