@@ -28,6 +28,21 @@ pub struct FaultConfig {
     /// `LabConfig::boot_delay` when set.
     #[serde(default)]
     pub boot_to_agent_ms: Option<u64>,
+    /// Real contention on each node's storage allocation lock (pve-storage
+    /// `cluster_lock_storage`): clone tasks hold their target storage's lock for `hold_ms`
+    /// and fail after waiting `timeout_ms` for it.
+    #[serde(default)]
+    pub storage_lock: Option<StorageLockConfig>,
+}
+
+/// Per-storage lock contention (see `FaultConfig::storage_lock`).
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StorageLockConfig {
+    /// How long a clone holds the lock of its target storage.
+    pub hold_ms: u64,
+    /// How long a clone waits for that lock before failing with PVE's `got timeout`.
+    pub timeout_ms: u64,
 }
 
 /// Faults and latencies of one operation.
@@ -157,6 +172,10 @@ impl Faults {
 
     pub(crate) fn seed(&self) -> Option<u64> {
         self.config.as_ref().map(|c| c.seed)
+    }
+
+    pub(crate) fn storage_lock(&self) -> Option<StorageLockConfig> {
+        self.config.as_ref().and_then(|c| c.storage_lock)
     }
 
     pub(crate) fn boot_to_agent(&self) -> Option<Duration> {

@@ -150,6 +150,7 @@ pub async fn start(config: LabConfig) -> Result<RunningLab, LabError> {
         State::new(rng),
         backend,
         config.task_duration,
+        faults.storage_lock(),
     ));
     let password = config.password.clone().unwrap_or_else(auth::random_uuid);
     let token_secret = config

@@ -28,7 +28,7 @@ pub use backend::{
 };
 pub use cloudinit::NoCloud;
 pub use error::LabError;
-pub use faults::{FaultConfig, FaultKind, OperationFaults};
+pub use faults::{FaultConfig, FaultKind, OperationFaults, StorageLockConfig};
 pub use lab::{Credentials, LabConfig, RunningLab, start};
 pub use reqlog::{LoggedRequest, MASK};
 pub use sshkeys::ed25519_public_key;

@@ -171,3 +171,49 @@ async fn twenty_sequences_succeed_under_retryable_faults() {
         assert_eq!(vm["tags"], "kiln-test");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_clones_contend_for_the_storage_lock() {
+    let yaml = "seed: 3\nstorage_lock:\n  hold_ms: 1500\n  timeout_ms: 200\n";
+    let lab = Arc::new(
+        common::start(LabConfig {
+            faults: Some(FaultConfig::from_yaml(yaml).unwrap()),
+            ..LabConfig::default()
+        })
+        .await,
+    );
+    lab.lab.add_template("pve1", 9000, "tpl").unwrap();
+    let mut handles = Vec::new();
+    for i in 0..6u32 {
+        let lab = Arc::clone(&lab);
+        handles.push(tokio::spawn(async move {
+            let newid = (600 + i).to_string();
+            let reply = lab
+                .post("/nodes/pve1/qemu/9000/clone", &[("newid", newid.as_str())])
+                .await;
+            let status = lab.wait(reply.body["data"].as_str().unwrap()).await;
+            status["exitstatus"].as_str().unwrap().to_string()
+        }));
+    }
+    let mut exits = Vec::new();
+    for handle in handles {
+        exits.push(handle.await.unwrap());
+    }
+    let ok = exits.iter().filter(|e| *e == "OK").count();
+    let timed_out = exits
+        .iter()
+        .filter(|e| *e == "clone failed: can't lock file '/var/lock/pve-manager/pve-storage-local-lvm' - got timeout")
+        .count();
+    assert!(
+        ok >= 1 && timed_out >= 1 && ok + timed_out == 6,
+        "{exits:?}"
+    );
+    // One at a time, nobody waits.
+    for newid in ["700", "701"] {
+        lab.ok_task(
+            lab.post("/nodes/pve1/qemu/9000/clone", &[("newid", newid)])
+                .await,
+        )
+        .await;
+    }
+}

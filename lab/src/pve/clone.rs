@@ -94,8 +94,15 @@ pub(crate) fn clone(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
         ctx.task_duration(),
         injected,
         move |cluster, injected| async move {
+            let store = target_storage
+                .clone()
+                .unwrap_or_else(|| "local-lvm".to_string());
+            let locked = match injected {
+                Some(message) => Err(message),
+                None => cluster.hold_storage_lock(&node, &store).await,
+            };
             let mut state = cluster.lock();
-            if let Some(message) = injected {
+            if let Err(message) = locked {
                 state.vms.remove(&newid);
                 return Err(format!("clone failed: {message}"));
             }

@@ -13,7 +13,7 @@ mod storage;
 pub(crate) mod tasks;
 pub(crate) mod vm;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -23,7 +23,7 @@ use crate::api::auth::Caller;
 use crate::api::params::Upload;
 use crate::api::reply::ApiError;
 use crate::backend::Backend;
-use crate::faults::FaultPlan;
+use crate::faults::{FaultKind, FaultPlan, StorageLockConfig};
 use crate::schema::ApiSchema;
 use state::{State, Vm};
 
@@ -34,6 +34,9 @@ pub(crate) struct Cluster {
     pub(crate) backend: Arc<dyn Backend>,
     /// How long a task runs when the faults file says nothing.
     pub(crate) task_time: Duration,
+    /// Storage allocation locks per (node, storage), when contention is simulated.
+    storage_lock: Option<StorageLockConfig>,
+    storage_locks: Mutex<HashMap<(String, String), Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Cluster {
@@ -42,12 +45,43 @@ impl Cluster {
         state: State,
         backend: Arc<dyn Backend>,
         task_time: Duration,
+        storage_lock: Option<StorageLockConfig>,
     ) -> Self {
         Self {
             nodes,
             state: Mutex::new(state),
             backend,
             task_time,
+            storage_lock,
+            storage_locks: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Takes a storage's allocation lock for the configured hold time, like pve-storage's
+    /// `cluster_lock_storage`; fails with PVE's message when it waited too long. Without
+    /// simulated contention it returns at once.
+    pub(crate) async fn hold_storage_lock(&self, node: &str, storage: &str) -> Result<(), String> {
+        let Some(config) = self.storage_lock else {
+            return Ok(());
+        };
+        let lock = {
+            let mut locks = self
+                .storage_locks
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            Arc::clone(
+                locks
+                    .entry((node.to_string(), storage.to_string()))
+                    .or_default(),
+            )
+        };
+        let timeout = Duration::from_millis(config.timeout_ms);
+        match tokio::time::timeout(timeout, lock.lock()).await {
+            Ok(_guard) => {
+                tokio::time::sleep(Duration::from_millis(config.hold_ms)).await;
+                Ok(())
+            }
+            Err(_) => Err(FaultKind::StorageLock.message(None, storage)),
         }
     }
 
