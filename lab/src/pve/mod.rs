@@ -36,8 +36,11 @@ pub(crate) struct Cluster {
     pub(crate) task_time: Duration,
     /// Storage allocation locks per (node, storage), when contention is simulated.
     storage_lock: Option<StorageLockConfig>,
-    storage_locks: Mutex<HashMap<(String, String), Arc<tokio::sync::Mutex<()>>>>,
+    storage_locks: Mutex<HashMap<(String, String), StorageLock>>,
 }
+
+/// One storage's allocation lock on one node.
+type StorageLock = Arc<tokio::sync::Mutex<()>>;
 
 impl Cluster {
     pub(crate) fn new(
