@@ -4,6 +4,7 @@
 //! does lives in these modules. See `docs/architecture.md` for the map.
 
 pub mod engine;
+pub mod journal;
 pub mod plan;
 pub mod proxmox;
 pub mod secrets;
