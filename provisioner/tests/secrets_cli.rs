@@ -1,6 +1,9 @@
 //! `kiln secrets` with the file backend, through the real binary: exit
 //! codes, the run lock between processes, and that no value is printed.
 
+// Test helpers set up fixtures: a failed setup should stop the test.
+#![allow(clippy::unwrap_used)]
+
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

@@ -2,6 +2,9 @@
 //! unknown certificate) and namespaces, against a real OpenBao dev server
 //! (`-dev-tls` makes its own CA and certificate).
 
+// Test helpers set up fixtures: a failed setup should stop the test.
+#![allow(clippy::unwrap_used)]
+
 mod secrets_bao;
 
 use kiln::secrets::file::single_value;

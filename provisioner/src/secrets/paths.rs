@@ -73,6 +73,25 @@ pub fn check_private(path: &Path, what: &'static str) -> Result<(), SecretsError
 /// the new file, never a torn one: a 0600 temp file in the same directory,
 /// fsync, rename, then fsync of the directory so the rename is durable.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), SecretsError> {
+    let temp = synced_temp(path, contents)?;
+    temp.persist(path)
+        .map_err(|error| SecretsError::io("replace", path, error.error))?;
+    sync_dir(path)
+}
+
+/// Like [`write_atomic`], but never replaces an existing file: returns
+/// `false` (and writes nothing) when `path` already exists, so two
+/// processes creating the same file at once keep the first one.
+pub fn write_new(path: &Path, contents: &[u8]) -> Result<bool, SecretsError> {
+    let temp = synced_temp(path, contents)?;
+    match temp.persist_noclobber(path) {
+        Ok(_) => sync_dir(path).map(|()| true),
+        Err(error) if error.error.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(error) => Err(SecretsError::io("create", path, error.error)),
+    }
+}
+
+fn synced_temp(path: &Path, contents: &[u8]) -> Result<tempfile::NamedTempFile, SecretsError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     private_dir(dir)?;
     let mut temp = tempfile::Builder::new()
@@ -83,8 +102,12 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), SecretsError> {
     temp.write_all(contents)
         .and_then(|()| temp.as_file().sync_all())
         .map_err(|source| SecretsError::io("write", temp.path(), source))?;
-    temp.persist(path)
-        .map_err(|error| SecretsError::io("replace", path, error.error))?;
+    Ok(temp)
+}
+
+/// Makes a rename in `path`'s directory durable.
+fn sync_dir(path: &Path) -> Result<(), SecretsError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
     File::open(dir)
         .and_then(|dir| dir.sync_all())
         .map_err(|source| SecretsError::io("sync directory", dir, source))
@@ -111,6 +134,16 @@ mod tests {
         assert_eq!(dir_mode, 0o700);
         let leftovers = fs::read_dir(path.parent().unwrap()).unwrap().count();
         assert_eq!(leftovers, 1, "no temp file is left behind");
+    }
+
+    #[test]
+    fn write_new_keeps_the_first_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("identity");
+        assert!(write_new(&path, b"first").unwrap());
+        assert!(!write_new(&path, b"second").unwrap());
+        assert_eq!(fs::read(&path).unwrap(), b"first");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 
     #[test]

@@ -11,6 +11,7 @@ use secrecy::SecretString;
 use super::error::SecretsError;
 use super::file::{FileStore, VALUE_KEY};
 use super::generated::{SshKeyPair, cluster_ssh_keypair};
+use super::lock::{LockError, LockRequest, RunLock};
 use super::paths::Dirs;
 use super::store::{SecretStore, Store, value};
 use super::vault::{
@@ -94,6 +95,15 @@ impl ClusterSecrets {
 
     pub fn vault(&self) -> Option<&VaultClient> {
         self.vault.as_ref()
+    }
+
+    /// Takes the cluster's run lock for `command` (e.g. `kiln apply`) with
+    /// a fresh run id, in the store the inventory chose. A held lock is
+    /// [`LockError::Held`]: the CLI exits 3 with its message.
+    pub async fn lock(&self, command: &str) -> Result<RunLock, LockError> {
+        self.primary
+            .lock(LockRequest::new(&self.cluster, command))
+            .await
     }
 
     /// The SSH key pair kiln logs in to nodes with: the inventory's own

@@ -2,6 +2,7 @@
 //! from the project venv (`<repo>/.venv/bin/bao`, or `$KILN_BAO`), killed by
 //! pid when the guard drops, also when the test fails.
 
+// Each test crate that includes this module uses a different part of it.
 #![allow(dead_code)]
 
 use std::net::TcpListener;

@@ -10,7 +10,7 @@ use age::x25519::Identity;
 use zeroize::Zeroizing;
 
 use crate::secrets::error::SecretsError;
-use crate::secrets::paths::{check_private, write_atomic};
+use crate::secrets::paths::{check_private, write_new};
 
 const FILE_NAME: &str = "age-identity.txt";
 
@@ -47,7 +47,9 @@ pub fn load(path: &Path) -> Result<Option<Identity>, SecretsError> {
         .map_err(|_| bad("the key line is not an age X25519 secret key"))
 }
 
-/// A new identity written to `path` (0600, in a 0700 directory).
+/// A new identity written to `path` (0600, in a 0700 directory). If
+/// another process created one first, that one is returned instead: the
+/// stores of all clusters must share one identity.
 pub fn create(path: &Path) -> Result<Identity, SecretsError> {
     let identity = Identity::generate();
     let contents = Zeroizing::new(format!(
@@ -60,8 +62,13 @@ pub fn create(path: &Path) -> Result<Identity, SecretsError> {
         identity.to_public(),
         identity.to_string().expose_secret(),
     ));
-    write_atomic(path, contents.as_bytes())?;
-    Ok(identity)
+    if write_new(path, contents.as_bytes())? {
+        return Ok(identity);
+    }
+    load(path)?.ok_or_else(|| SecretsError::BadIdentity {
+        path: path.to_owned(),
+        reason: "it vanished right after another process created it".to_owned(),
+    })
 }
 
 #[cfg(test)]
@@ -88,7 +95,8 @@ mod tests {
     fn garbage_is_refused_without_being_echoed() {
         let dir = tempfile::tempdir().unwrap();
         let path = path(dir.path());
-        write_atomic(&path, b"AGE-SECRET-KEY-1NOTAKEYATALL-CANARY\n").unwrap();
+        crate::secrets::paths::write_atomic(&path, b"AGE-SECRET-KEY-1NOTAKEYATALL-CANARY\n")
+            .unwrap();
         let Err(error) = load(&path) else {
             panic!("garbage loaded as an identity");
         };

@@ -78,6 +78,7 @@ async fn a_wrong_identity_is_an_error_not_an_empty_store() {
     let store = FileStore::new(&dirs, "home");
     store.write("k", one("v"), Cas::Any).await.unwrap();
 
+    fs::remove_file(store.identity_path()).unwrap();
     identity::create(store.identity_path()).unwrap();
     let error = store.read("k").await.unwrap_err();
     assert!(
@@ -90,6 +91,15 @@ async fn a_wrong_identity_is_an_error_not_an_empty_store() {
         "{error}"
     );
     assert!(store.list().await.is_err());
+}
+
+#[test]
+fn creating_an_identity_never_replaces_one() {
+    let root = tempfile::tempdir().unwrap();
+    let path = identity::path(root.path());
+    let first = identity::create(&path).unwrap().to_public().to_string();
+    let second = identity::create(&path).unwrap().to_public().to_string();
+    assert_eq!(first, second, "a racing creator gets the existing identity");
 }
 
 #[tokio::test]
@@ -153,4 +163,32 @@ async fn a_store_of_another_cluster_is_refused() {
         .unwrap_err()
         .to_string();
     assert!(error.contains("belongs to cluster `home`"), "{error}");
+}
+
+#[tokio::test]
+async fn concurrent_writers_never_lose_each_others_entries() {
+    let root = tempfile::tempdir().unwrap();
+    let dirs = dirs(root.path());
+    // Separate FileStore values open separate lock files, as two processes do.
+    let writers: Vec<_> = (0..8)
+        .map(|index| {
+            let store = FileStore::new(&dirs, "home");
+            tokio::spawn(async move {
+                store
+                    .write(&format!("entry-{index}"), one("v"), Cas::Absent)
+                    .await
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.unwrap().unwrap();
+    }
+    let names: Vec<String> = FileStore::new(&dirs, "home")
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|meta| meta.name)
+        .collect();
+    assert_eq!(names.len(), 8, "{names:?}");
 }

@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use backon::{ExponentialBuilder, Retryable};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
@@ -28,6 +29,26 @@ pub struct Http {
 pub struct Answer {
     pub status: StatusCode,
     pub body: Option<Value>,
+}
+
+/// Statuses of a Vault that is there but cannot serve right now.
+const TRANSIENT: [u16; 3] = [502, 503, 504];
+/// Retries of a read after the first attempt (about 0.2 + 0.4 + 0.8 s).
+const RETRIES: usize = 3;
+
+/// One attempt's outcome, when it is not a usable answer.
+enum Attempt {
+    Failed(VaultError),
+    Transient(Answer),
+}
+
+impl Attempt {
+    fn reason(&self) -> String {
+        match self {
+            Self::Failed(error) => error.to_string(),
+            Self::Transient(answer) => answer.status.to_string(),
+        }
+    }
 }
 
 /// Where the server certificate's trust comes from.
@@ -77,7 +98,53 @@ impl Http {
 
     /// One API call to `/v1/<path>`. Statuses are returned, not judged: the
     /// caller knows whether 404 means "absent" or "wrong mount".
+    ///
+    /// Reads (GET, LIST) are retried with backoff when Vault is unreachable
+    /// or answers 502/503/504 (a restarting or standby node); writes are
+    /// not, since only the caller knows whether a write may be repeated.
     pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&SecretString>,
+        body: Option<Zeroizing<Vec<u8>>>,
+    ) -> Result<Answer, VaultError> {
+        let idempotent = method == Method::GET || method.as_str() == "LIST";
+        let attempts = if idempotent { RETRIES } else { 0 };
+        let outcome = (|| async {
+            let answer = self
+                .call_once(method.clone(), path, token, body.clone())
+                .await
+                .map_err(Attempt::Failed)?;
+            if TRANSIENT.contains(&answer.status.as_u16()) {
+                return Err(Attempt::Transient(answer));
+            }
+            Ok(answer)
+        })
+        .retry(
+            ExponentialBuilder::default()
+                .with_min_delay(Duration::from_millis(200))
+                .with_max_times(attempts)
+                .with_jitter(),
+        )
+        .sleep(tokio::time::sleep)
+        .when(|attempt| {
+            matches!(
+                attempt,
+                Attempt::Transient(_) | Attempt::Failed(VaultError::Transport { .. })
+            )
+        })
+        .notify(|attempt, delay| {
+            tracing::debug!(%method, path, ?delay, reason = attempt.reason(), "retrying a Vault read");
+        })
+        .await;
+        match outcome {
+            Ok(answer) | Err(Attempt::Transient(answer)) => Ok(answer),
+            Err(Attempt::Failed(error)) => Err(error),
+        }
+    }
+
+    async fn call_once(
         &self,
         method: Method,
         path: &str,
@@ -188,6 +255,55 @@ mod tests {
         let header = token_header(&token).unwrap();
         assert!(header.is_sensitive());
         assert!(!format!("{header:?}").contains("abc123"));
+    }
+
+    /// A loopback HTTP server answering 503 to the first `failures`
+    /// requests and 200 after; returns its address and a request counter.
+    async fn flaky_server(
+        failures: usize,
+    ) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::Ordering;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = format!("http://{}", listener.local_addr().unwrap());
+        let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let seen = count.clone();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let mut request = [0u8; 4096];
+                let _ = socket.read(&mut request).await;
+                let answer = if seen.fetch_add(1, Ordering::SeqCst) < failures {
+                    "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                } else {
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 11\r\nconnection: close\r\n\r\n{\"ok\":true}"
+                };
+                let _ = socket.write_all(answer.as_bytes()).await;
+            }
+        });
+        (address, count)
+    }
+
+    #[tokio::test]
+    async fn reads_are_retried_through_a_brief_outage_and_writes_are_not() {
+        use std::sync::atomic::Ordering;
+        let (address, count) = flaky_server(2).await;
+        let http = Http::new(&address, None, TlsTrust::PlainLoopback).unwrap();
+        let answer = http
+            .call(Method::GET, "sys/health", None, None)
+            .await
+            .unwrap();
+        assert_eq!(answer.status, StatusCode::OK);
+        assert_eq!(count.load(Ordering::SeqCst), 3);
+
+        let (address, count) = flaky_server(1).await;
+        let http = Http::new(&address, None, TlsTrust::PlainLoopback).unwrap();
+        let body = Some(Zeroizing::new(b"{}".to_vec()));
+        let answer = http
+            .call(Method::POST, "secret/data/x", None, body)
+            .await
+            .unwrap();
+        assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(count.load(Ordering::SeqCst), 1);
     }
 
     #[test]
