@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use kiln::proxmox::*;
-use kiln_lab::{FaultConfig, FaultKind, LabConfig, OperationFaults};
+use kiln_lab::{FaultConfig, FaultKind, LabConfig, OperationFaults, StorageLockConfig};
 use proxmox_common::{SeedGuard, TEMPLATE, client, seed, start_lab};
 
 const SEQUENCES: u32 = 20;
@@ -39,6 +39,12 @@ fn faults(seed: u64) -> FaultConfig {
         seed,
         operations: BTreeMap::from([("*".to_owned(), every), ("clone".to_owned(), clone)]),
         boot_to_agent_ms: Some(30),
+        // Real contention on the storage allocation lock: clones hold it for
+        // a while and give up with PVE's `got timeout` when it stays taken.
+        storage_lock: Some(StorageLockConfig {
+            hold_ms: 40,
+            timeout_ms: 60,
+        }),
     }
 }
 
@@ -201,7 +207,7 @@ async fn slow_answers_hit_the_request_timeout() {
         faults: Some(FaultConfig {
             seed,
             operations: BTreeMap::from([("version".to_owned(), slow)]),
-            boot_to_agent_ms: None,
+            ..FaultConfig::default()
         }),
         ..LabConfig::default()
     })
@@ -222,4 +228,65 @@ async fn slow_answers_hit_the_request_timeout() {
     assert!(err.to_string().contains("GET /version"), "{err}");
     // Other calls are not slowed down.
     c.nodes().await.unwrap();
+}
+
+#[tokio::test]
+async fn failing_tasks_are_redispatched_a_bounded_number_of_times() {
+    let seed = seed();
+    let _guard = SeedGuard(seed);
+    let always_fails = OperationFaults {
+        task_failure_rate: 1.0,
+        task_errors: vec![FaultKind::StorageLock],
+        ..OperationFaults::default()
+    };
+    let lab = start_lab(LabConfig {
+        faults: Some(FaultConfig {
+            seed,
+            operations: BTreeMap::from([("clone".to_owned(), always_fails)]),
+            ..FaultConfig::default()
+        }),
+        ..LabConfig::default()
+    })
+    .await;
+    let auth = Auth::token_from_str(&lab.token()).unwrap();
+    let mut config = ClientConfig::new(lab.endpoint.clone(), auth, proxmox_common::pin(&lab));
+    config.task_poll_max = Duration::from_millis(20);
+    config.retry = RetryPolicy {
+        min_delay: Duration::from_millis(5),
+        max_delay: Duration::from_millis(20),
+        max_times: 3,
+        max_total: Duration::from_secs(5),
+    };
+    let c = ProxmoxClient::new(config).unwrap();
+    let newid = c.allocate_vmid(None).await.unwrap();
+    let opts = CloneOptions::default();
+    let err = c
+        .run(|| c.clone_vm("pve1", TEMPLATE, newid.vmid(), &opts))
+        .await
+        .unwrap_err();
+    match &err {
+        Error::TaskFailed {
+            upid,
+            exitstatus,
+            log_tail,
+            ..
+        } => {
+            assert_eq!(upid.task_type, "qmclone");
+            assert!(exitstatus.contains("can't lock file"), "{err}");
+            assert!(
+                log_tail.iter().any(|l| l.starts_with("TASK ERROR")),
+                "{log_tail:?}"
+            );
+        }
+        other => panic!("expected a failed task, got {other}"),
+    }
+    assert!(err.is_retryable(), "{err}");
+    let dispatches = lab
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/clone"))
+        .count();
+    assert_eq!(dispatches, 4, "1 dispatch + max_times re-dispatches");
+    // The failed clones left nothing behind.
+    assert!(c.locate_vm(newid.vmid()).await.unwrap().is_none());
 }
