@@ -217,3 +217,21 @@ async fn parallel_clones_contend_for_the_storage_lock() {
         .await;
     }
 }
+
+#[tokio::test]
+async fn thousands_of_vms_are_listed() {
+    let lab = common::start(LabConfig::default()).await;
+    for vmid in 10_000..13_000u32 {
+        let node = if vmid % 2 == 0 { "pve1" } else { "pve2" };
+        lab.lab
+            .add_template(node, vmid, &format!("t{vmid}"))
+            .unwrap();
+    }
+    let resources = lab.get("/cluster/resources?type=vm").await;
+    let vms = resources.body["data"].as_array().unwrap();
+    assert_eq!(vms.len(), 3000);
+    assert!(vms.iter().all(|v| v["maxdisk"] == 2u64 << 30));
+    let pve2 = lab.get("/nodes/pve2/qemu").await;
+    assert_eq!(pve2.body["data"].as_array().unwrap().len(), 1500);
+    assert_eq!(lab.get("/cluster/nextid").await.body["data"], "100");
+}

@@ -1,5 +1,7 @@
 //! Cluster-wide reads: version, nextid, resources, nodes, and a node's VM list.
 
+use std::collections::HashMap;
+
 use serde_json::{Value, json};
 
 use super::state::{STORAGES, State, Vm};
@@ -30,11 +32,23 @@ pub(crate) fn nextid(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
     Ok(json!(free.to_string()).into())
 }
 
-fn maxdisk(state: &State, vm: &Vm) -> u64 {
+/// Volume sizes by (node, volid), built once per request so that listing thousands of VMs
+/// stays linear.
+pub(crate) type Sizes<'a> = HashMap<(&'a str, &'a str), u64>;
+
+pub(crate) fn sizes(state: &State) -> Sizes<'_> {
+    state
+        .volumes
+        .iter()
+        .map(|v| ((v.node.as_str(), v.volid.as_str()), v.size))
+        .collect()
+}
+
+fn maxdisk(sizes: &Sizes<'_>, vm: &Vm) -> u64 {
     vm.config
         .iter()
         .filter(|(k, v)| vm::is_disk_key(k) && !vm::is_cdrom(v))
-        .filter_map(|(_, v)| state.volume(&vm.node, vm::volid_of(v)).map(|vol| vol.size))
+        .filter_map(|(_, v)| sizes.get(&(vm.node.as_str(), vm::volid_of(v))))
         .sum()
 }
 
@@ -55,7 +69,7 @@ pub(crate) fn cpus(vm: &Vm) -> u64 {
 }
 
 /// The fields `cluster/resources` and the node VM list share.
-pub(crate) fn vm_summary(state: &State, vm: &Vm) -> Value {
+pub(crate) fn vm_summary(sizes: &Sizes<'_>, vm: &Vm) -> Value {
     let uptime = vm.started_at.map_or(0, |t| t.elapsed().as_secs());
     let mut out = json!({
         "vmid": vm.vmid,
@@ -64,7 +78,7 @@ pub(crate) fn vm_summary(state: &State, vm: &Vm) -> Value {
         "template": u8::from(vm.is_template()),
         "maxmem": maxmem(vm),
         "mem": if vm.running { maxmem(vm) / 4 } else { 0 },
-        "maxdisk": maxdisk(state, vm),
+        "maxdisk": maxdisk(sizes, vm),
         "disk": 0,
         "maxcpu": cpus(vm),
         "cpu": 0,
@@ -87,10 +101,11 @@ pub(crate) fn vm_summary(state: &State, vm: &Vm) -> Value {
 pub(crate) fn resources(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
     let state = ctx.cluster.lock();
     let kind = ctx.opt("type");
+    let sizes = sizes(&state);
     let mut out = Vec::new();
     if kind.is_none_or(|k| k == "vm") {
         for vm in state.vms.values() {
-            let mut entry = vm_summary(&state, vm);
+            let mut entry = vm_summary(&sizes, vm);
             entry["id"] = json!(format!("qemu/{}", vm.vmid));
             entry["type"] = json!("qemu");
             entry["node"] = json!(vm.node);
@@ -164,12 +179,13 @@ pub(crate) fn nodes(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
 /// `GET /nodes/{node}/qemu`.
 pub(crate) fn qemu_list(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
     let state = ctx.cluster.lock();
+    let sizes = sizes(&state);
     let list: Vec<Value> = state
         .vms
         .values()
         .filter(|vm| vm.node == ctx.node())
         .map(|vm| {
-            let mut entry = vm_summary(&state, vm);
+            let mut entry = vm_summary(&sizes, vm);
             entry["cpus"] = entry["maxcpu"].clone();
             entry
         })

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use serde_json::json;
 
-use super::cluster::{cpus, vm_summary};
+use super::cluster::{cpus, sizes, vm_summary};
 use super::state::Vm;
 use super::{Cluster, Ctx, Out, check_unlocked, vm, vm_of};
 use crate::api::reply::ApiError;
@@ -176,7 +176,7 @@ pub(crate) fn reboot(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
 pub(crate) fn current(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
     let state = ctx.cluster.lock();
     let vm = vm_of(&state, ctx)?;
-    let mut out = vm_summary(&state, vm);
+    let mut out = vm_summary(&sizes(&state), vm);
     let status = if vm.running { "running" } else { "stopped" };
     out["qmpstatus"] = json!(status);
     out["cpus"] = json!(cpus(vm));
