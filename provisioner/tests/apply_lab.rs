@@ -255,3 +255,208 @@ async fn json_output_is_one_event_per_line() {
         "clone, configure, resize, start, wait_ip for each node"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn destroy_removes_only_this_clusters_vms_and_asks_first() {
+    let fixture = Fixture::new().await;
+    let inventory = fixture.inventory("lab.yaml", identity);
+    assert_eq!(fixture.kiln(&inventory, &["apply"]).await.code, Some(0));
+    let client = proxmox_common::client(&fixture.lab);
+    let foreign = kiln::proxmox::CloneOptions {
+        name: Some("router".into()),
+        ..Default::default()
+    };
+    client
+        .run(|| client.clone_vm("pve1", 9000, 700, &foreign))
+        .await
+        .expect("foreign VM");
+
+    let refused = fixture.kiln(&inventory, &["destroy"]).await;
+    assert_eq!(refused.code, Some(1), "{}", refused.stderr);
+    let run = fixture.kiln(&inventory, &["destroy", "--yes"]).await;
+    assert_eq!(run.code, Some(0), "{}{}", run.stdout, run.stderr);
+    let left: Vec<(u32, bool)> = client
+        .cluster_vms()
+        .await
+        .expect("resources")
+        .into_iter()
+        .map(|vm| (vm.vmid, vm.template))
+        .collect();
+    let mut left = left;
+    left.sort();
+    assert_eq!(
+        left,
+        [(700, false), (9000, true), (9001, true)],
+        "templates and the foreign VM stay"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rebuild_makes_the_cluster_again_keeps_its_keys_and_reports_phases() {
+    let fixture = Fixture::new().await;
+    let inventory = fixture.inventory("lab.yaml", identity);
+    assert_eq!(fixture.kiln(&inventory, &["apply"]).await.code, Some(0));
+    let keys_before = ssh_keys(&fixture).await;
+    let run = fixture.kiln(&inventory, &["rebuild", "--yes"]).await;
+    assert_eq!(run.code, Some(0), "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains("Rebuild of `lab`: destroy "),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        run.stderr.matches("destroy done").count(),
+        3,
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        run.stderr.matches("wait_ip done").count(),
+        3,
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        fixture.plan_json(&inventory).await["summary"]["unchanged"],
+        3
+    );
+    let keys_after = ssh_keys(&fixture).await;
+    assert_eq!(keys_after.len(), 3);
+    assert_eq!(
+        keys_before, keys_after,
+        "a rebuild reuses the cluster's SSH key"
+    );
+}
+
+/// The `sshkeys` of every node VM, by name.
+async fn ssh_keys(fixture: &Fixture) -> Vec<(String, Option<String>)> {
+    let client = proxmox_common::client(&fixture.lab);
+    let mut keys = Vec::new();
+    for vm in client
+        .cluster_vms()
+        .await
+        .expect("resources")
+        .into_iter()
+        .filter(|vm| !vm.template)
+    {
+        let config = client.vm_config(&vm.node, vm.vmid).await.expect("config");
+        keys.push((vm.name.unwrap_or_default(), config.get("sshkeys")));
+    }
+    keys.sort();
+    keys
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_add_remove_and_replace_touch_only_that_node() {
+    let fixture = Fixture::new().await;
+    let two = fixture.inventory("two.yaml", |text| {
+        text.replace(
+            "  - name: lab3\n    role: host\n    pve_node: pve1\n    ip: 10.77.0.13\n",
+            "",
+        )
+    });
+    assert_eq!(fixture.kiln(&two, &["apply"]).await.code, Some(0));
+    let three = fixture.inventory("lab.yaml", identity);
+    let before = fixture.mutating_requests().len();
+    let added = fixture.kiln(&three, &["node", "add", "lab3"]).await;
+    assert_eq!(added.code, Some(0), "{}{}", added.stdout, added.stderr);
+    let touched = fixture.mutating_requests()[before..].to_vec();
+    assert!(
+        touched
+            .iter()
+            .any(|request| request.ends_with("/qemu/9000/clone")),
+        "{touched:?}"
+    );
+    let existing = ["/qemu/100/", "/qemu/101/"];
+    let others: Vec<&String> = touched
+        .iter()
+        .filter(|request| existing.iter().any(|vm| request.contains(vm)))
+        .collect();
+    assert!(
+        others.is_empty(),
+        "node add touched other nodes: {others:?}"
+    );
+    assert_eq!(fixture.plan_json(&three).await["summary"]["unchanged"], 3);
+
+    let replaced = fixture
+        .kiln(&three, &["node", "replace", "lab1", "--yes"])
+        .await;
+    assert_eq!(
+        replaced.code,
+        Some(0),
+        "{}{}",
+        replaced.stdout,
+        replaced.stderr
+    );
+    assert!(
+        replaced.stderr.contains("lab1         destroy done")
+            && replaced.stderr.contains("lab1         wait_ip done"),
+        "{}",
+        replaced.stderr
+    );
+    assert!(!replaced.stderr.contains("lab2 "), "{}", replaced.stderr);
+
+    let removed = fixture
+        .kiln(&three, &["node", "remove", "lab2", "--yes"])
+        .await;
+    assert_eq!(
+        removed.code,
+        Some(0),
+        "{}{}",
+        removed.stdout,
+        removed.stderr
+    );
+    let plan = fixture.plan_json(&three).await;
+    assert_eq!(
+        (
+            plan["summary"]["create"].clone(),
+            plan["summary"]["unchanged"].clone()
+        ),
+        (1.into(), 2.into()),
+        "{plan:#}"
+    );
+
+    let unknown = fixture
+        .kiln(&three, &["node", "remove", "lab9", "--yes"])
+        .await;
+    assert_eq!(unknown.code, Some(1));
+    assert!(
+        unknown
+            .stderr
+            .contains("node `lab9` has no VM of this cluster on Proxmox"),
+        "{}",
+        unknown.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_refuses_a_foreign_vm_named_like_a_node_and_leaves_it_alone() {
+    let fixture = Fixture::new().await;
+    let client = proxmox_common::client(&fixture.lab);
+    let options = kiln::proxmox::CloneOptions {
+        name: Some("lab1".into()),
+        ..Default::default()
+    };
+    client
+        .run(|| client.clone_vm("pve1", 9000, 640, &options))
+        .await
+        .expect("foreign VM");
+    let before = fixture.mutating_requests().len();
+    let run = fixture
+        .kiln(
+            &fixture.inventory("lab.yaml", identity),
+            &["apply", "--yes"],
+        )
+        .await;
+    assert_eq!(run.code, Some(1));
+    assert!(
+        run.stderr.contains("VM 640 on pve1 is named `lab1`"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        fixture.mutating_requests().len(),
+        before,
+        "nothing may change"
+    );
+}

@@ -3,11 +3,15 @@
 
 mod apply;
 mod completions;
+mod destroy;
 mod load;
+mod node;
 mod plan;
+mod rebuild;
 mod render;
 mod schema;
 mod secrets;
+mod session;
 mod validate;
 
 use std::path::PathBuf;
@@ -87,6 +91,12 @@ pub enum Command {
     Plan(plan::PlanArgs),
     /// Make Proxmox match the inventory.
     Apply(apply::ApplyArgs),
+    /// Destroy every VM kiln made for this cluster (asks for the cluster name unless --yes).
+    Destroy(destroy::DestroyArgs),
+    /// Destroy and create the cluster again, keeping its secrets; prints the time per phase.
+    Rebuild(rebuild::RebuildArgs),
+    /// Add, remove or replace one node.
+    Node(node::NodeArgs),
     /// Print shell completions.
     Completions {
         #[arg(value_enum)]
@@ -128,6 +138,9 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Completions { shell } => completions::run(shell),
         Command::Plan(args) => plan::run(&cli.global, &args),
         Command::Apply(args) => apply::run(&cli.global, &args),
+        Command::Destroy(args) => destroy::run(&cli.global, &args),
+        Command::Rebuild(args) => rebuild::run(&cli.global, &args),
+        Command::Node(args) => node::run(&cli.global, &args),
         Command::Secrets(args) => secrets::run(&cli.global, &args),
         Command::Render(args) => render::run(&cli.global, &args),
     }

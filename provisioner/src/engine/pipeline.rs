@@ -4,7 +4,7 @@
 //! replace: destroy → (create)
 //! update:  configure → resize → start or reboot (when the VM runs and its
 //!          CPU or memory changed, which Proxmox applies only at boot) → wait_ip
-//! orphan:  destroy (only with `--prune`)
+//! destroy: destroy (`kiln destroy`, `node remove`, orphans with `--prune`)
 
 use std::future::Future;
 use std::sync::Arc;
@@ -18,31 +18,52 @@ use crate::plan::{Action, DesiredVm, NodePlan, OrphanAction, Plan};
 pub fn build(plan: &Plan, desired: &[DesiredVm], context: &Arc<Context>) -> Graph {
     let mut graph = Graph::default();
     for node_plan in &plan.nodes {
-        let Some(wanted) = desired.iter().find(|vm| vm.node == node_plan.node) else {
-            continue;
-        };
-        add_node(&mut graph, node_plan, Arc::new(wanted.clone()), context);
+        match desired.iter().find(|vm| vm.node == node_plan.node) {
+            Some(wanted) => add_node(&mut graph, node_plan, Arc::new(wanted.clone()), context),
+            None if node_plan.action == Action::Destroy => {
+                add_destroy(
+                    &mut graph,
+                    &node_plan.node,
+                    &node_plan.pve_node,
+                    node_plan.vmid,
+                    context,
+                );
+            }
+            None => {}
+        }
     }
     for orphan in plan
         .orphans
         .iter()
         .filter(|orphan| orphan.action == OrphanAction::Destroy)
     {
-        let (context, pve_node, node, vmid) = (
-            context.clone(),
-            orphan.pve_node.clone(),
-            orphan.node.clone(),
-            orphan.vmid,
-        );
-        graph.add(step(
+        add_destroy(
+            &mut graph,
             &orphan.node,
-            "destroy",
-            Vec::new(),
-            context.timeouts.destroy,
-            async move { steps::destroy(context, pve_node, node, vmid).await },
-        ));
+            &orphan.pve_node,
+            Some(orphan.vmid),
+            context,
+        );
     }
     graph
+}
+
+/// Destroys one VM; `None` when the plan knows no VMID (nothing to destroy).
+fn add_destroy(
+    graph: &mut Graph,
+    node: &str,
+    pve_node: &str,
+    vmid: Option<u32>,
+    context: &Arc<Context>,
+) -> Option<StepId> {
+    let vmid = vmid?;
+    let (context, pve_node, name) = (context.clone(), pve_node.to_owned(), node.to_owned());
+    let timeout = context.timeouts.destroy;
+    Some(
+        graph.add(step(node, "destroy", Vec::new(), timeout, async move {
+            steps::destroy(context, pve_node, name, vmid).await
+        })),
+    )
 }
 
 fn step(
@@ -94,26 +115,28 @@ fn add_node(
     let timeouts = context.timeouts;
     match node_plan.action {
         Action::Nothing => {}
+        Action::Destroy => {
+            add_destroy(
+                graph,
+                &wanted.node,
+                &node_plan.pve_node,
+                node_plan.vmid,
+                context,
+            );
+        }
         Action::Create | Action::Replace => {
             let slot = NodeSlot::with(None);
             let parts = (context, &wanted, &slot);
-            let mut last = None;
-            if node_plan.action == Action::Replace
-                && let Some(vmid) = node_plan.vmid
-            {
-                let (context, pve_node, node) = (
-                    context.clone(),
-                    node_plan.pve_node.clone(),
-                    wanted.node.clone(),
-                );
-                last = Some(graph.add(step(
+            let last = match node_plan.action {
+                Action::Replace => add_destroy(
+                    graph,
                     &wanted.node,
-                    "destroy",
-                    Vec::new(),
-                    timeouts.destroy,
-                    async move { steps::destroy(context, pve_node, node, vmid).await },
-                )));
-            }
+                    &node_plan.pve_node,
+                    node_plan.vmid,
+                    context,
+                ),
+                _ => None,
+            };
             let cloned = vm_step(graph, "clone", last, timeouts.clone, steps::clone, parts);
             let configured = vm_step(
                 graph,

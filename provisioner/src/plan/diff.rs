@@ -17,6 +17,8 @@ pub struct PlanOptions {
     pub prune: bool,
     /// Plan only these nodes (`--only`); orphans are then left alone.
     pub only: Option<BTreeSet<String>>,
+    /// Replace these nodes even when nothing changed (`kiln node replace`).
+    pub replace: BTreeSet<String>,
 }
 
 /// Plans a validated inventory against what Proxmox has. Every problem that
@@ -110,7 +112,14 @@ pub fn plan(
         match current {
             None => nodes.push(create(wanted)),
             Some(vm) => match compare(wanted, vm) {
-                Ok(node) => nodes.push(node),
+                Ok(mut node) => {
+                    if options.replace.contains(&wanted.node) && node.action != Action::Replace {
+                        node.action = Action::Replace;
+                        node.changes =
+                            vec![change("replace", None, Some("requested".into()), true)];
+                    }
+                    nodes.push(node);
+                }
                 Err(error) => errors.push(error),
             },
         }
@@ -139,6 +148,75 @@ pub fn plan(
             cluster,
             nodes,
             orphans,
+        })
+    } else {
+        Err(errors)
+    }
+}
+
+/// Every VM of this cluster's that kiln made (or only those of `only`),
+/// to be destroyed. VMs without this cluster's tag are never in it.
+pub fn destroy_plan(
+    inventory: &Inventory,
+    observed: &[ObservedVm],
+    only: Option<&BTreeSet<String>>,
+) -> Result<Plan, Vec<PlanError>> {
+    let cluster = inventory.cluster.name.to_string();
+    let tag = ownership_tag(&cluster);
+    let mut errors = Vec::new();
+    let mut nodes = Vec::new();
+    for vm in observed
+        .iter()
+        .filter(|vm| !vm.template && vm.tags.contains(&tag))
+    {
+        let Some(marker) = vm.config.as_ref().and_then(|config| config.marker.as_ref()) else {
+            errors.push(PlanError::UnmarkedVm {
+                vmid: vm.vmid,
+                pve_node: vm.pve_node.clone(),
+                tag: tag.clone(),
+            });
+            continue;
+        };
+        if only.is_some_and(|only| !only.contains(&marker.node)) {
+            continue;
+        }
+        if let Some(lock) = &vm.lock {
+            errors.push(PlanError::Locked {
+                node: marker.node.clone(),
+                vmid: vm.vmid,
+                pve_node: vm.pve_node.clone(),
+                lock: lock.clone(),
+            });
+            continue;
+        }
+        nodes.push(NodePlan {
+            node: marker.node.clone(),
+            action: Action::Destroy,
+            pve_node: vm.pve_node.clone(),
+            vmid: Some(vm.vmid),
+            changes: vec![change(
+                "vm",
+                Some(format!("VM {} on {}", vm.vmid, vm.pve_node)),
+                None,
+                true,
+            )],
+        });
+    }
+    for name in only.into_iter().flatten() {
+        if !nodes.iter().any(|node| &node.node == name)
+            && !errors
+                .iter()
+                .any(|error| matches!(error, PlanError::Locked { node, .. } if node == name))
+        {
+            errors.push(PlanError::NoVm(name.clone()));
+        }
+    }
+    nodes.sort_by(|left, right| left.node.cmp(&right.node));
+    if errors.is_empty() {
+        Ok(Plan {
+            cluster,
+            nodes,
+            orphans: Vec::new(),
         })
     } else {
         Err(errors)

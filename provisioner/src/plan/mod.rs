@@ -12,7 +12,7 @@ mod tests;
 use serde::Serialize;
 
 pub use desired::{DesiredDisk, DesiredVm, KILN_TAG, desired_vms, ownership_tag};
-pub use diff::{PlanOptions, plan};
+pub use diff::{PlanOptions, destroy_plan, plan};
 pub use marker::{Marker, Stage};
 pub use observed::{ObservedConfig, ObservedVm};
 
@@ -36,7 +36,9 @@ impl Plan {
     }
 
     pub fn is_destructive(&self) -> bool {
-        self.nodes.iter().any(|node| node.action == Action::Replace)
+        self.nodes
+            .iter()
+            .any(|node| matches!(node.action, Action::Replace | Action::Destroy))
             || self
                 .orphans
                 .iter()
@@ -61,8 +63,11 @@ pub enum Action {
     Create,
     /// Change the VM in place (settings, grown disks, tags, power).
     Update,
-    /// Destroy the VM and create it again: what it was made from changed.
+    /// Destroy the VM and create it again: what it was made from changed,
+    /// or `kiln node replace` asked for it.
     Replace,
+    /// Destroy the VM (`kiln destroy`, `kiln node remove`).
+    Destroy,
     Nothing,
 }
 
@@ -166,4 +171,6 @@ pub enum PlanError {
     },
     #[error("--only names `{0}`, which is not a VM node of the inventory")]
     UnknownNode(String),
+    #[error("node `{0}` has no VM of this cluster on Proxmox")]
+    NoVm(String),
 }

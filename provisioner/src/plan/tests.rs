@@ -286,6 +286,7 @@ fn orphans_are_kept_unless_pruned_and_never_with_only() {
         &PlanOptions {
             prune: true,
             only: None,
+            ..PlanOptions::default()
         },
     )
     .expect("plan");
@@ -294,6 +295,7 @@ fn orphans_are_kept_unless_pruned_and_never_with_only() {
     let only = PlanOptions {
         prune: true,
         only: Some(BTreeSet::from(["a".to_owned()])),
+        ..PlanOptions::default()
     };
     assert_eq!(
         plan(&smaller, &observed, &only).expect("plan").orphans[0].action,
@@ -307,12 +309,14 @@ fn only_limits_the_plan_and_checks_its_names() {
     let only = PlanOptions {
         prune: false,
         only: Some(BTreeSet::from(["b".to_owned()])),
+        ..PlanOptions::default()
     };
     let plan_b = plan(&inventory, &templates(), &only).expect("plan");
     assert_eq!(actions(&plan_b), [("b", Action::Create)]);
     let unknown = PlanOptions {
         prune: false,
         only: Some(BTreeSet::from(["zz".to_owned()])),
+        ..PlanOptions::default()
     };
     assert_eq!(
         plan(&inventory, &[], &unknown).expect_err("unknown"),

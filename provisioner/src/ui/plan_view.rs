@@ -22,7 +22,8 @@ pub fn json(plan: &Plan) -> serde_json::Value {
             "update": count(Action::Update),
             "replace": count(Action::Replace),
             "unchanged": count(Action::Nothing),
-            "destroy": plan.orphans.iter().filter(|orphan| orphan.action == OrphanAction::Destroy).count(),
+            "destroy": count(Action::Destroy)
+                + plan.orphans.iter().filter(|orphan| orphan.action == OrphanAction::Destroy).count(),
             "changes_pending": plan.has_changes(),
             "destructive": plan.is_destructive(),
         }
@@ -50,6 +51,7 @@ pub fn text(plan: &Plan) -> String {
                 "-/+",
                 format!("replace ({vm}) — DESTRUCTIVE: the VM is destroyed and made again"),
             ),
+            Action::Destroy => ("-", format!("destroy ({vm}) — DESTRUCTIVE")),
             Action::Nothing => ("=", format!("no changes ({vm})")),
         };
         let _ = writeln!(out, "  {symbol:>3} {:<width$}  {what}", node.node);

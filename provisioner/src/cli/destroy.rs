@@ -1,0 +1,26 @@
+//! `kiln destroy`: remove every VM kiln made for this cluster, and nothing else.
+
+use clap::Args;
+use kiln::plan::destroy_plan;
+
+use super::session::Session;
+use super::{Exit, GlobalArgs, load};
+
+#[derive(Debug, Args)]
+pub struct DestroyArgs {}
+
+pub fn run(global: &GlobalArgs, _args: &DestroyArgs) -> anyhow::Result<Exit> {
+    load::runtime()?.block_on(async {
+        let session = match Session::open(global, "destroy").await? {
+            Ok(session) => session,
+            Err(exit) => return Ok(exit),
+        };
+        let result = session
+            .converge("destroy", |inventory, observed| {
+                destroy_plan(inventory, observed, None)
+            })
+            .await;
+        session.release().await?;
+        Ok(result?.exit)
+    })
+}

@@ -1,0 +1,230 @@
+//! What every command that changes Proxmox does around its plan: take the
+//! cluster's run lock, connect, observe, show the plan, confirm what
+//! destroys, execute with progress, release the lock.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use kiln::engine::{
+    Context, EventSink, RunLabel, RunOutcome, Timeouts, execute, observe, proxmox_client,
+};
+use kiln::plan::{ObservedVm, Plan, PlanError};
+use kiln::proxmox::ProxmoxClient;
+use kiln::secrets::{
+    ClusterSecrets, Dirs, LockError, LockRequest, RunLock, SecretStore, cluster_ssh_keypair,
+};
+use kiln_cloud_init::SshPublicKey;
+use kiln_inventory::Inventory;
+use sha2::{Digest, Sha256};
+use tokio::sync::watch;
+
+use super::{Exit, GlobalArgs, OutputFormat, load};
+use crate::ui::{plan_view, progress};
+
+pub struct Session<'a> {
+    global: &'a GlobalArgs,
+    command: String,
+    inventory: Arc<Inventory>,
+    inventory_hash: String,
+    secrets: ClusterSecrets,
+    lock: RunLock,
+    client: ProxmoxClient,
+}
+
+/// How a phase of a command went.
+pub struct PhaseResult {
+    pub exit: Exit,
+    pub elapsed: Duration,
+}
+
+impl<'a> Session<'a> {
+    /// Loads the inventory and takes the lock; `Err(exit)` when the command
+    /// cannot start (invalid inventory: 1, lock held: 3).
+    pub async fn open(global: &'a GlobalArgs, command: &str) -> anyhow::Result<Result<Self, Exit>> {
+        let Some(inventory) = load::inventory(global) else {
+            return Ok(Err(Exit::Failure));
+        };
+        let bytes = std::fs::read(&global.inventory)
+            .with_context(|| format!("cannot read {}", global.inventory.display()))?;
+        let inventory_hash = hex::encode(Sha256::digest(bytes));
+        let secrets = ClusterSecrets::open(&inventory, &Dirs::from_env()?).await?;
+        let request = LockRequest::new(inventory.cluster.name.as_str(), &format!("kiln {command}"));
+        let lock = match secrets.store().lock(request).await {
+            Ok(lock) => lock,
+            Err(error @ LockError::Held { .. }) => {
+                eprintln!("kiln: {error}");
+                return Ok(Err(Exit::LockHeld));
+            }
+            Err(error) => return Err(error.into()),
+        };
+        if let Some(stale) = lock.taken_over() {
+            eprintln!(
+                "warning: took over a stale lock of run {} ({}@{}, last renewed {})",
+                stale.run_id, stale.user, stale.host, stale.renewed
+            );
+        }
+        let client = match proxmox_client(&inventory, &secrets).await {
+            Ok(client) => client,
+            Err(error) => {
+                lock.release().await?;
+                return Err(error.into());
+            }
+        };
+        Ok(Ok(Self {
+            global,
+            command: command.to_owned(),
+            inventory: Arc::new(inventory),
+            inventory_hash,
+            secrets,
+            lock,
+            client,
+        }))
+    }
+
+    pub fn inventory(&self) -> &Inventory {
+        &self.inventory
+    }
+
+    pub async fn release(self) -> anyhow::Result<()> {
+        self.lock.release().await?;
+        Ok(())
+    }
+
+    /// Observes Proxmox, plans with `make_plan`, shows the plan, asks before
+    /// destroying, and runs it.
+    pub async fn converge(
+        &self,
+        phase: &str,
+        make_plan: impl FnOnce(&Inventory, &[ObservedVm]) -> Result<Plan, Vec<PlanError>>,
+    ) -> anyhow::Result<PhaseResult> {
+        let started = std::time::Instant::now();
+        let done = |exit| {
+            Ok(PhaseResult {
+                exit,
+                elapsed: started.elapsed(),
+            })
+        };
+        let observed = observe(&self.client, self.inventory.cluster.name.as_str())
+            .await
+            .context("cannot read the VMs from Proxmox")?;
+        let plan = match make_plan(&self.inventory, &observed) {
+            Ok(plan) => plan,
+            Err(errors) => {
+                for error in &errors {
+                    eprintln!("kiln: {error}");
+                }
+                return done(Exit::Failure);
+            }
+        };
+        let text = self.global.output == OutputFormat::Text;
+        if text {
+            eprint!("{}", plan_view::text(&plan));
+        }
+        if !plan.has_changes() {
+            if text {
+                eprintln!("Nothing to do ({phase}): Proxmox matches the inventory.");
+            }
+            return done(Exit::Success);
+        }
+        if plan.is_destructive()
+            && !self.global.yes
+            && !confirm_destruction(self.inventory.cluster.name.as_str())?
+        {
+            eprintln!("Nothing changed.");
+            return done(Exit::Failure);
+        }
+        let report = execute(
+            self.context().await?,
+            &plan,
+            self.label(phase),
+            self.sink(),
+            interrupt(),
+        )
+        .await;
+        for failure in &report.failures {
+            eprintln!(
+                "kiln: {} `{}` failed: {}",
+                failure.node.as_deref().unwrap_or("cluster"),
+                failure.step,
+                failure.message
+            );
+        }
+        done(match report.outcome {
+            RunOutcome::Succeeded => Exit::Success,
+            RunOutcome::Failed => Exit::Failure,
+            RunOutcome::Interrupted => Exit::Interrupted,
+        })
+    }
+
+    async fn context(&self) -> anyhow::Result<Arc<Context>> {
+        let authorized_keys = match &self.inventory.ssh {
+            Some(_) => {
+                let pair = cluster_ssh_keypair(self.secrets.store(), &self.inventory).await?;
+                vec![pair.public_key.parse::<SshPublicKey>()?]
+            }
+            None => Vec::new(),
+        };
+        let run = uuid::Uuid::parse_str(&self.lock.holder().run_id)
+            .unwrap_or_else(|_| uuid::Uuid::now_v7());
+        Ok(Arc::new(Context {
+            client: self.client.clone(),
+            inventory: self.inventory.clone(),
+            run,
+            authorized_keys,
+            timeouts: Timeouts::default(),
+        }))
+    }
+
+    fn label(&self, phase: &str) -> RunLabel {
+        let holder = self.lock.holder();
+        let command = if phase == self.command {
+            self.command.clone()
+        } else {
+            format!("{} ({phase})", self.command)
+        };
+        RunLabel {
+            command,
+            inventory_hash: self.inventory_hash.clone(),
+            operator: format!("{}@{}", holder.user, holder.host),
+        }
+    }
+
+    fn sink(&self) -> Arc<dyn EventSink> {
+        match self.global.output {
+            OutputFormat::Json => Arc::new(progress::JsonEvents),
+            OutputFormat::Text => Arc::new(progress::PlainLines::new()),
+        }
+    }
+}
+
+/// Turns `true` at the first Ctrl-C.
+fn interrupt() -> watch::Receiver<bool> {
+    let (interrupt, interrupted) = watch::channel(false);
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!(
+                "kiln: interrupted — letting running Proxmox tasks finish, starting nothing new"
+            );
+            let _ = interrupt.send(true);
+        }
+    });
+    interrupted
+}
+
+/// Asks for the cluster's name before VMs are destroyed; off a terminal
+/// there is no one to ask, so only `--yes` proceeds.
+fn confirm_destruction(cluster: &str) -> anyhow::Result<bool> {
+    if !std::io::stdin().is_terminal() {
+        eprintln!(
+            "kiln: this plan destroys VMs and there is no terminal to confirm it: rerun with --yes"
+        );
+        return Ok(false);
+    }
+    eprint!("This plan destroys VMs. Type the cluster name (`{cluster}`) to go on: ");
+    std::io::stderr().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    Ok(answer.trim() == cluster)
+}
