@@ -5,10 +5,14 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use axum::Router;
 use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{Method, Request, header};
 use axum::response::Response;
+use hyper::service::Service as _;
 use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
@@ -53,6 +57,12 @@ pub(crate) async fn serve(
     app: Arc<App>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    // Uploads (cloud images) are streamed through the digests, so no body limit here; form
+    // bodies have their own limit in `params`.
+    let router = Router::new()
+        .fallback(fallback)
+        .layer(DefaultBodyLimit::disable())
+        .with_state(app);
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -65,17 +75,22 @@ pub(crate) async fn serve(
                 continue;
             }
         };
-        let (tls, app, mut shutdown) = (tls.clone(), Arc::clone(&app), shutdown.clone());
+        let (tls, router, mut shutdown) = (tls.clone(), router.clone(), shutdown.clone());
         tokio::spawn(async move {
             let stream = match tokio::time::timeout(Duration::from_secs(10), tls.accept(tcp)).await
             {
                 Ok(Ok(stream)) => stream,
                 _ => return,
             };
+            let inner = TowerToHyperService::new(router);
             let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-                let app = Arc::clone(&app);
+                let inner = inner.clone();
                 async move {
-                    let response = handle(&app, req.map(Body::new)).await;
+                    let response = match inner.call(req).await {
+                        Ok(response) => response,
+                        Err(never) => match never {},
+                    };
+                    // An error from the service makes hyper close the connection unanswered.
                     if response.extensions().get::<DropConnection>().is_some() {
                         return Err(Dropped);
                     }
@@ -90,6 +105,11 @@ pub(crate) async fn serve(
             }
         });
     }
+}
+
+/// Every request goes to one handler: the schema, not a route table, decides what exists.
+async fn fallback(State(app): State<Arc<App>>, req: Request<Body>) -> Response {
+    handle(&app, req).await
 }
 
 async fn handle(app: &App, req: Request<Body>) -> Response {

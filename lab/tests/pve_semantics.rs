@@ -695,3 +695,36 @@ async fn a_template_with_linked_clones_cannot_be_destroyed() {
     let left = lab.get("/nodes/pve1/storage/local-lvm/content").await;
     assert_eq!(left.body["data"], serde_json::json!([]));
 }
+
+#[tokio::test]
+async fn uploads_larger_than_a_form_body_are_streamed_and_checked() {
+    use sha2::Digest;
+    let lab = lab_with_template().await;
+    let data: Vec<u8> = (0..6u32 << 20).map(|i| (i % 251) as u8).collect();
+    let digest: String = sha2::Sha512::digest(&data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let size = data.len();
+    let form = reqwest::multipart::Form::new()
+        .text("content", "iso")
+        .text("checksum", digest)
+        .text("checksum-algorithm", "sha512")
+        .part(
+            "filename",
+            reqwest::multipart::Part::bytes(data).file_name("big.iso"),
+        );
+    let reply = lab
+        .send(
+            lab.http
+                .post(lab.url("/nodes/pve1/storage/local/upload"))
+                .multipart(form),
+        )
+        .await;
+    lab.ok_task(reply).await;
+    let content = lab
+        .get("/nodes/pve1/storage/local/content?content=iso")
+        .await;
+    assert_eq!(content.body["data"][0]["volid"], "local:iso/big.iso");
+    assert_eq!(content.body["data"][0]["size"], size);
+}
