@@ -79,7 +79,7 @@ async fn a_ca_file_or_a_pin_is_trusted_and_nothing_else() {
     let error = wrong_pin.read("k").await.unwrap_err();
     let text = chain(&error);
     assert!(text.contains("cannot reach Vault"), "{text}");
-    assert!(text.contains("PinMismatch"), "{text}");
+    assert!(text.contains("fingerprint mismatch"), "{text}");
 
     // The dev CA is in no system store: the default trust refuses it.
     let system = store_with(&bao, TlsTrust::Verified(kiln_tls::Trust::System));
@@ -130,7 +130,7 @@ secrets:
     let secrets = ClusterSecrets::open(&wrong, &dirs).await.unwrap();
     match secrets.store().read("k").await {
         Ok(_) => panic!("a wrong pin was accepted"),
-        Err(error) => assert!(chain(&error).contains("PinMismatch")),
+        Err(error) => assert!(chain(&error).contains("fingerprint mismatch")),
     }
 }
 

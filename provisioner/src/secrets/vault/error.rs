@@ -20,6 +20,9 @@ pub enum VaultError {
         method: String,
         path: String,
         reason: String,
+        /// TLS refused the server (wrong pin, unknown CA): trying again
+        /// cannot help.
+        tls_refused: bool,
     },
 
     #[error("Vault at {address}: unexpected answer to {method} {path}: {reason}")]
@@ -58,6 +61,26 @@ pub(crate) fn chain_text(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+/// Whether rustls refused the connection somewhere in this chain. rustls
+/// errors travel inside (nested) `io::Error`s, whose `source()` skips the
+/// error they wrap, so the walk steps into each io::Error's inner error.
+pub(crate) fn is_tls_refusal(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(current) = cause {
+        if current.downcast_ref::<rustls::Error>().is_some() {
+            return true;
+        }
+        cause = match current
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+        {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => current.source(),
+        };
+    }
+    false
 }
 
 impl VaultError {

@@ -12,7 +12,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use zeroize::Zeroizing;
 
-use super::error::{VaultError, chain_text};
+use super::error::{VaultError, chain_text, is_tls_refusal};
 
 const TOKEN_HEADER: HeaderName = HeaderName::from_static("x-vault-token");
 const NAMESPACE_HEADER: HeaderName = HeaderName::from_static("x-vault-namespace");
@@ -131,7 +131,11 @@ impl Http {
         .when(|attempt| {
             matches!(
                 attempt,
-                Attempt::Transient(_) | Attempt::Failed(VaultError::Transport { .. })
+                Attempt::Transient(_)
+                    | Attempt::Failed(VaultError::Transport {
+                        tls_refused: false,
+                        ..
+                    })
             )
         })
         .notify(|attempt, delay| {
@@ -173,6 +177,7 @@ impl Http {
             method: method.to_string(),
             path: path.to_owned(),
             reason: chain_text(&error),
+            tls_refused: is_tls_refusal(&error),
         };
         let response = request.send().await.map_err(transport)?;
         let status = response.status();
