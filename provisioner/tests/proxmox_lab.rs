@@ -551,7 +551,7 @@ async fn no_such_task_is_tolerated_briefly_then_reported() {
     let lab = start_lab(LabConfig::default()).await;
     let auth = Auth::token_from_str(&lab.token()).unwrap();
     let mut config = ClientConfig::new(lab.endpoint.clone(), auth, proxmox_common::pin(&lab));
-    config.task_not_found_grace = Duration::from_millis(300);
+    config.task_not_found_grace = Duration::from_secs(1);
     config.task_poll_max = Duration::from_millis(50);
     let c = ProxmoxClient::new(config).unwrap();
     // A UPID no node knows: PVE answers `400 upid: no such task`.
@@ -567,10 +567,7 @@ async fn no_such_task_is_tolerated_briefly_then_reported() {
         })
         .await
         .unwrap_err();
-    assert!(
-        started.elapsed() >= Duration::from_millis(300),
-        "gave up at once"
-    );
+    assert!(started.elapsed() >= Duration::from_secs(1), "gave up at once");
     assert_eq!(err.status(), Some(400), "{err}");
     assert!(err.to_string().contains("no such task"), "{err}");
     let polls = lab
