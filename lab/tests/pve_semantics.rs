@@ -728,3 +728,54 @@ async fn uploads_larger_than_a_form_body_are_streamed_and_checked() {
     assert_eq!(content.body["data"][0]["volid"], "local:iso/big.iso");
     assert_eq!(content.body["data"][0]["size"], size);
 }
+
+#[tokio::test]
+async fn changes_to_a_running_vm_wait_in_pending_until_the_next_start() {
+    let lab = lab_with_template().await;
+    lab.ok_task(
+        lab.post("/nodes/pve1/qemu/9000/clone", &[("newid", "901")])
+            .await,
+    )
+    .await;
+    lab.ok_task(lab.post("/nodes/pve1/qemu/901/status/start", &[]).await)
+        .await;
+    null_ok(
+        lab.put(
+            "/nodes/pve1/qemu/901/config",
+            &[("cores", "4"), ("description", "now"), ("delete", "vga")],
+        )
+        .await,
+    );
+    let merged = lab.get("/nodes/pve1/qemu/901/config").await.body["data"].clone();
+    assert_eq!(merged["cores"], 4);
+    assert!(merged.get("vga").is_none());
+    let current = lab.get("/nodes/pve1/qemu/901/config?current=1").await.body["data"].clone();
+    assert_eq!(current["cores"], 1);
+    assert_eq!(current["vga"], "serial0");
+    assert_eq!(current["description"], "now");
+    let pending = lab.get("/nodes/pve1/qemu/901/pending").await.body["data"].clone();
+    let cores = pending
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["key"] == "cores")
+        .cloned()
+        .unwrap();
+    assert_eq!(cores["value"], "1");
+    assert_eq!(cores["pending"], "4");
+    assert!(
+        pending
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["key"] == "vga" && p["delete"] == 1)
+    );
+    let status = lab.get("/nodes/pve1/qemu/901/status/current").await.body["data"].clone();
+    assert_eq!(status["cpus"], 1);
+    lab.ok_task(lab.post("/nodes/pve1/qemu/901/status/reboot", &[]).await)
+        .await;
+    let status = lab.get("/nodes/pve1/qemu/901/status/current").await.body["data"].clone();
+    assert_eq!(status["cpus"], 4);
+    let current = lab.get("/nodes/pve1/qemu/901/config?current=1").await.body["data"].clone();
+    assert!(current.get("vga").is_none());
+}

@@ -69,15 +69,11 @@ pub(crate) fn clone(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
     // From here the new VMID exists cluster-wide, locked, until the task ends.
     state.vms.insert(
         newid,
-        Vm {
-            vmid: newid,
-            node: node.clone(),
-            config: BTreeMap::from([("lock".to_string(), "clone".to_string())]),
-            running: false,
-            pid: None,
-            started_at: None,
-            seed: None,
-        },
+        Vm::new(
+            newid,
+            &node,
+            BTreeMap::from([("lock".to_string(), "clone".to_string())]),
+        ),
     );
     let name = ctx.opt("name").map(str::to_string);
     let description = ctx.opt("description").map(str::to_string);

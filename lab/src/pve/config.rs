@@ -57,7 +57,9 @@ pub(crate) fn apply(
             "detected modified configuration - file changed by other user? Try again.",
         ));
     }
+    let running = vm.running;
     let mut config = vm.config.clone();
+    let mut pending = vm.pending.clone();
     let mut log = Vec::new();
     let mut changes = Vec::new();
     for (key, value) in params {
@@ -83,7 +85,12 @@ pub(crate) fn apply(
             value.as_str()
         };
         changes.push(format!("-{key} '{shown}'"));
-        config.insert(key.clone(), stored);
+        if running && !vm::applies_while_running(key) {
+            pending.insert(key.clone(), Some(stored));
+        } else {
+            pending.remove(key);
+            config.insert(key.clone(), stored);
+        }
     }
     if let Some(delete) = params.get("delete") {
         for key in delete
@@ -91,6 +98,11 @@ pub(crate) fn apply(
             .filter(|k| !k.is_empty())
         {
             changes.push(format!("-delete {key}"));
+            if running && !vm::applies_while_running(key) {
+                pending.insert(key.to_string(), None);
+                continue;
+            }
+            pending.remove(key);
             let Some(old) = config.remove(key) else {
                 continue;
             };
@@ -113,6 +125,7 @@ pub(crate) fn apply(
     log.push(format!("update VM {vmid}: {}", changes.join(" ")));
     if let Some(vm) = state.vms.get_mut(&vmid) {
         vm.config = config;
+        vm.pending = pending;
     }
     Ok(log)
 }
@@ -144,8 +157,14 @@ pub(crate) fn get(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
         .and_then(|m| m.method("POST"))
         .and_then(|m| m.parameters.get("properties"))
         .and_then(Value::as_object);
+    // Pending values are shown unless `current=1`, as in PVE.
+    let config = if ctx.flag("current").unwrap_or(false) {
+        vm.config.clone()
+    } else {
+        vm.merged_config()
+    };
     let mut out = Map::new();
-    for (key, value) in &vm.config {
+    for (key, value) in &config {
         let shown = if key == "cipassword" {
             "**********"
         } else {
@@ -218,20 +237,33 @@ pub(crate) fn dump(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
     Ok(json!(cloudinit::dump(&seed, part)).into())
 }
 
-/// `GET .../pending`: the lab applies changes at once, so nothing is ever pending.
+/// `GET .../pending`: `{key, value?, pending?, delete?}` for every key.
 pub(crate) fn pending(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
     let state = ctx.cluster.lock();
     let vm = vm_of(&state, ctx)?;
-    let list: Vec<Value> = vm
-        .config
-        .iter()
-        .map(|(key, value)| {
-            let shown = if key == "cipassword" {
-                "**********"
-            } else {
-                value
-            };
-            json!({"key": key, "value": shown})
+    let hide = |key: &str, value: &str| {
+        if key == "cipassword" {
+            "**********".to_string()
+        } else {
+            value.to_string()
+        }
+    };
+    let mut keys: Vec<&String> = vm.config.keys().chain(vm.pending.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    let list: Vec<Value> = keys
+        .into_iter()
+        .map(|key| {
+            let mut entry = json!({"key": key});
+            if let Some(value) = vm.config.get(key) {
+                entry["value"] = json!(hide(key, value));
+            }
+            match vm.pending.get(key) {
+                Some(Some(value)) => entry["pending"] = json!(hide(key, value)),
+                Some(None) => entry["delete"] = json!(1),
+                None => {}
+            }
+            entry
         })
         .collect();
     Ok(Value::Array(list).into())

@@ -25,15 +25,11 @@ pub(crate) fn create(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
     // The VMID is taken from here on (PVE writes the config first, under `lock: create`).
     state.vms.insert(
         vmid,
-        Vm {
+        Vm::new(
             vmid,
-            node: node.clone(),
-            config: BTreeMap::from([("lock".to_string(), "create".to_string())]),
-            running: false,
-            pid: None,
-            started_at: None,
-            seed: None,
-        },
+            &node,
+            BTreeMap::from([("lock".to_string(), "create".to_string())]),
+        ),
     );
     let params = ctx.params.clone();
     let injected = ctx.injected(vmid, "local-lvm");

@@ -320,17 +320,6 @@ pub(crate) fn add_template(
         ("vga".to_string(), "serial0".to_string()),
         ("net0".to_string(), format!("virtio={mac},bridge=vmbr0")),
     ]);
-    state.vms.insert(
-        vmid,
-        Vm {
-            vmid,
-            node: node.to_string(),
-            config,
-            running: false,
-            pid: None,
-            started_at: None,
-            seed: None,
-        },
-    );
+    state.vms.insert(vmid, Vm::new(vmid, node, config));
     Ok(())
 }

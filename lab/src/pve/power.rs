@@ -15,12 +15,13 @@ use crate::cloudinit;
 /// Regenerates the NoCloud seed (as qemu-server does at every start) and boots the guest.
 pub(crate) async fn boot(cluster: &Arc<Cluster>, vmid: u32) -> Result<Vec<String>, String> {
     let spec = {
-        let state = cluster.lock();
+        let mut state = cluster.lock();
+        let snippets = state.snippets.clone();
         let vm = state
             .vms
-            .get(&vmid)
+            .get_mut(&vmid)
             .ok_or_else(|| format!("VM {vmid} does not exist"))?;
-        let snippets = state.snippets.clone();
+        vm.apply_pending();
         let seed = cloudinit::render(vmid, &vm.config, &|volid| snippets.get(volid).cloned())?;
         guest_spec(vm, seed)
     };

@@ -49,9 +49,42 @@ pub(crate) struct Vm {
     pub(crate) started_at: Option<Instant>,
     /// The NoCloud seed generated at the last start.
     pub(crate) seed: Option<NoCloud>,
+    /// Changes made while running that wait for the next start (`None`: a pending delete).
+    pub(crate) pending: BTreeMap<String, Option<String>>,
 }
 
 impl Vm {
+    pub(crate) fn new(vmid: u32, node: &str, config: BTreeMap<String, String>) -> Self {
+        Self {
+            vmid,
+            node: node.to_string(),
+            config,
+            running: false,
+            pid: None,
+            started_at: None,
+            seed: None,
+            pending: BTreeMap::new(),
+        }
+    }
+
+    /// The config with pending changes applied (what `GET .../config` shows by default).
+    pub(crate) fn merged_config(&self) -> BTreeMap<String, String> {
+        let mut config = self.config.clone();
+        for (key, value) in &self.pending {
+            match value {
+                Some(value) => config.insert(key.clone(), value.clone()),
+                None => config.remove(key),
+            };
+        }
+        config
+    }
+
+    /// Applies pending changes, as qemu-server does at start.
+    pub(crate) fn apply_pending(&mut self) {
+        self.config = self.merged_config();
+        self.pending.clear();
+    }
+
     pub(crate) fn lock(&self) -> Option<&str> {
         self.config.get("lock").map(String::as_str)
     }

@@ -155,6 +155,37 @@ pub(crate) fn normalize_tags(value: &str) -> String {
     tags.join(";")
 }
 
+/// Whether a change reaches a running VM at once (fast-plug options, cloud-init keys, and
+/// the default `hotplug: network,disk,usb`) or waits in `pending` for the next start.
+pub(crate) fn applies_while_running(key: &str) -> bool {
+    matches!(
+        key,
+        "name"
+            | "description"
+            | "tags"
+            | "onboot"
+            | "protection"
+            | "hookscript"
+            | "startup"
+            | "lock"
+            | "cicustom"
+            | "ciuser"
+            | "cipassword"
+            | "citype"
+            | "ciupgrade"
+            | "sshkeys"
+            | "nameserver"
+            | "searchdomain"
+    ) || key.starts_with("ipconfig")
+        || key.starts_with("net")
+        || key.starts_with("unused")
+        || key.starts_with("usb")
+        || (is_disk_key(key)
+            && !key.starts_with("ide")
+            && !key.starts_with("efidisk")
+            && !key.starts_with("tpmstate"))
+}
+
 /// Boolean parameter values as PVE accepts them.
 pub(crate) fn is_true(value: &str) -> bool {
     matches!(
