@@ -4,11 +4,11 @@
 use std::time::SystemTime;
 
 use reqwest::{Method, StatusCode};
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value, json};
 
+use super::VaultClient;
 use super::error::VaultError;
-use super::{VaultClient, secret_of};
 use crate::secrets::store::{Cas, Data};
 
 /// A KV v2 secret as read: its values and its current version.
@@ -183,4 +183,13 @@ pub async fn list_recursive(
     }
     found.sort();
     Ok(found)
+}
+
+/// A secret value taken out of a JSON answer.
+fn secret_of(value: &Value) -> Option<SecretString> {
+    match value {
+        Value::String(text) => Some(SecretString::from(text.as_str())),
+        Value::Null => None,
+        other => Some(SecretString::from(other.to_string())),
+    }
 }

@@ -12,7 +12,6 @@ pub mod setup;
 use std::sync::Arc;
 
 use reqwest::Method;
-use secrecy::SecretString;
 use serde_json::Value;
 use zeroize::Zeroizing;
 
@@ -227,23 +226,5 @@ impl SecretStore for VaultStore {
 
     async fn lock(&self, request: LockRequest) -> Result<RunLock, LockError> {
         lock::vault::acquire(self.clone(), request).await
-    }
-}
-
-/// A reference's value: `vault:<mount>/<path>#<key>`.
-pub async fn read_reference(
-    client: &VaultClient,
-    mount: &str,
-    path: &str,
-) -> Result<Option<KvSecret>, VaultError> {
-    kv::read(client, mount, path).await
-}
-
-/// A secret value taken out of a JSON answer.
-fn secret_of(value: &Value) -> Option<SecretString> {
-    match value {
-        Value::String(text) => Some(SecretString::from(text.as_str())),
-        Value::Null => None,
-        other => Some(SecretString::from(other.to_string())),
     }
 }
