@@ -9,6 +9,7 @@ mod node;
 mod plan;
 mod rebuild;
 mod render;
+mod runs;
 mod schema;
 mod secrets;
 mod session;
@@ -97,6 +98,8 @@ pub enum Command {
     Rebuild(rebuild::RebuildArgs),
     /// Add, remove or replace one node.
     Node(node::NodeArgs),
+    /// The journal's history: past runs, and one run's timeline and phase times.
+    Runs(runs::RunsArgs),
     /// Print shell completions.
     Completions {
         #[arg(value_enum)]
@@ -141,6 +144,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Destroy(args) => destroy::run(&cli.global, &args),
         Command::Rebuild(args) => rebuild::run(&cli.global, &args),
         Command::Node(args) => node::run(&cli.global, &args),
+        Command::Runs(args) => runs::run(&cli.global, &args),
         Command::Secrets(args) => secrets::run(&cli.global, &args),
         Command::Render(args) => render::run(&cli.global, &args),
     }

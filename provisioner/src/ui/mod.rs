@@ -4,3 +4,4 @@
 pub mod logging;
 pub mod plan_view;
 pub mod progress;
+pub mod runs_view;
