@@ -99,6 +99,18 @@ async fn check_and_set_conflicts_are_typed_errors() {
     assert!(matches!(error, SecretsError::CasConflict { .. }), "{error}");
     let entry = store.read("k").await.unwrap().unwrap();
     assert_eq!(entry.data["v"].expose_secret(), "2");
+
+    // Soft-deleted (as from the UI): no readable value, so "absent" holds.
+    bao.admin(Method::DELETE, "secret/data/kiln/home/k", None)
+        .await;
+    assert!(store.read("k").await.unwrap().is_none());
+    assert_eq!(
+        store
+            .write("k", data(&[("v", "4")]), Cas::Absent)
+            .await
+            .unwrap(),
+        3
+    );
 }
 
 #[tokio::test]
@@ -140,6 +152,11 @@ async fn approle_login_with_the_least_privilege_policy() {
     assert!(
         error.contains("403") && error.contains("permission denied"),
         "{error}"
+    );
+    assert_eq!(
+        other.client().counters().1,
+        1,
+        "a 403 from the policy is not an expired token: no second login"
     );
 
     let refused = bao.store(Credentials::AppRole {

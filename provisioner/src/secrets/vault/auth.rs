@@ -103,6 +103,13 @@ impl Session {
         Ok(lease.token)
     }
 
+    /// Whether Vault still knows `token` (a 403 may mean an expired token
+    /// or a policy that forbids the path; only the first is fixed by a new
+    /// login).
+    pub async fn is_alive(&self, token: &SecretString) -> bool {
+        self.lookup(token).await.is_ok()
+    }
+
     /// Forgets a token Vault refused, so the next call logs in again.
     /// Only AppRole can recover this way; a given token cannot be replaced.
     pub async fn invalidate(&self) -> bool {

@@ -75,8 +75,9 @@ impl VaultClient {
         self.session.counters()
     }
 
-    /// An authenticated call. A 403 with AppRole logs in again once: the
-    /// token may have expired between renewals (a suspended laptop).
+    /// An authenticated call. A 403 with AppRole whose token Vault no
+    /// longer knows (expired between renewals: a suspended laptop) logs in
+    /// again and retries once; a 403 from the policy is returned as is.
     pub async fn call(
         &self,
         method: Method,
@@ -90,7 +91,10 @@ impl VaultClient {
             .http()
             .call(method.clone(), path, Some(&token), encode())
             .await?;
-        if answer.status == reqwest::StatusCode::FORBIDDEN && self.session.invalidate().await {
+        if answer.status == reqwest::StatusCode::FORBIDDEN
+            && !self.session.is_alive(&token).await
+            && self.session.invalidate().await
+        {
             let token = self.session.token().await?;
             return self
                 .session
@@ -190,7 +194,21 @@ impl SecretStore for VaultStore {
     }
 
     async fn write(&self, name: &str, data: Data, cas: Cas) -> Result<u64, SecretsError> {
-        match kv::write(&self.client, &self.mount, &self.path_of(name), &data, cas).await {
+        let path = self.path_of(name);
+        let mut result = kv::write(&self.client, &self.mount, &path, &data, cas).await;
+        // `cas=0` fails when only deleted versions remain (a soft delete in
+        // the UI); "absent" means "no readable value", so retry against the
+        // current version then.
+        if cas == Cas::Absent
+            && let Err(error) = &result
+            && kv::is_cas_conflict(error)
+            && kv::read(&self.client, &self.mount, &path).await?.is_none()
+            && let Some(meta) = kv::metadata(&self.client, &self.mount, &path).await?
+        {
+            let cas = Cas::Version(meta.current_version);
+            result = kv::write(&self.client, &self.mount, &path, &data, cas).await;
+        }
+        match result {
             Ok(version) => Ok(version),
             Err(error) if kv::is_cas_conflict(&error) => Err(SecretsError::CasConflict {
                 name: name.to_owned(),
