@@ -779,3 +779,29 @@ async fn changes_to_a_running_vm_wait_in_pending_until_the_next_start() {
     let current = lab.get("/nodes/pve1/qemu/901/config?current=1").await.body["data"].clone();
     assert!(current.get("vga").is_none());
 }
+
+#[tokio::test]
+async fn tasks_can_be_listed_and_stopped() {
+    let lab = lab_with_timing(Duration::from_secs(2), Duration::from_millis(100)).await;
+    let clone = upid_of(
+        lab.post("/nodes/pve1/qemu/9000/clone", &[("newid", "950")])
+            .await,
+    );
+    let active = lab.get("/nodes/pve1/tasks?source=active&vmid=9000").await;
+    assert_eq!(active.body["total"], 1);
+    assert_eq!(active.body["data"][0]["upid"], clone.as_str());
+    let stop = lab
+        .delete(&format!("/nodes/pve1/tasks/{}", encode(&clone)))
+        .await;
+    assert_eq!(stop.status, 200, "{}", stop.body);
+    let status = lab.wait(&clone).await;
+    assert_eq!(status["exitstatus"], "clone failed: interrupted by signal");
+    // The interrupted clone left nothing behind.
+    assert_eq!(lab.get("/nodes/pve1/qemu/950/config").await.status, 500);
+    let archive = lab.get("/nodes/pve1/tasks?errors=1").await;
+    assert_eq!(
+        archive.body["data"][0]["status"],
+        "clone failed: interrupted by signal"
+    );
+    assert!(archive.body["data"][0]["endtime"].as_u64().is_some());
+}

@@ -215,6 +215,8 @@ pub(crate) fn operation(template: &str, method: &str) -> Option<&'static str> {
         ("POST", "/nodes/{node}/storage/{storage}/download-url") => "download",
         ("GET", "/nodes/{node}/tasks/{upid}/status") => "task_status",
         ("GET", "/nodes/{node}/tasks/{upid}/log") => "task_log",
+        ("GET", "/nodes/{node}/tasks") => "task_list",
+        ("DELETE", "/nodes/{node}/tasks/{upid}") => "task_stop",
         _ => return None,
     };
     Some(op)
@@ -264,6 +266,8 @@ pub(crate) async fn dispatch(ctx: &Ctx<'_>, template: &str, method: &str) -> Res
         ("POST", "/nodes/{node}/storage/{storage}/download-url") => storage::download(ctx),
         ("GET", "/nodes/{node}/tasks/{upid}/status") => tasks::status(ctx),
         ("GET", "/nodes/{node}/tasks/{upid}/log") => tasks::log(ctx),
+        ("GET", "/nodes/{node}/tasks") => tasks::list(ctx),
+        ("DELETE", "/nodes/{node}/tasks/{upid}") => tasks::stop(ctx),
         _ => Err(ApiError::NotImplemented(format!(
             "Method '{method} {template}' not implemented by kiln-lab"
         ))),

@@ -26,6 +26,9 @@ pub(crate) struct Task {
     pub(crate) log: Vec<String>,
     /// `OK`, `WARNINGS: N` or the error text, once the task has ended.
     pub(crate) exit: Option<String>,
+    pub(crate) endtime: Option<u64>,
+    /// Set by `DELETE /nodes/{node}/tasks/{upid}`: the work is interrupted before it runs.
+    pub(crate) cancelled: bool,
 }
 
 /// A task's work: the log lines it wrote, or its error text. It receives the error a fault
@@ -71,12 +74,24 @@ impl Cluster {
                 starttime,
                 log: Vec::new(),
                 exit: None,
+                endtime: None,
+                cancelled: false,
             },
         );
         let cluster = Arc::clone(self);
         let task_upid = upid.clone();
         tokio::spawn(async move {
             tokio::time::sleep(duration).await;
+            let cancelled = cluster
+                .lock()
+                .tasks
+                .get(&task_upid)
+                .is_some_and(|t| t.cancelled);
+            let injected = if cancelled {
+                Some("interrupted by signal".to_string())
+            } else {
+                injected
+            };
             let result = work(Arc::clone(&cluster), injected).await;
             cluster.finish_task(&task_upid, result);
         });
@@ -88,6 +103,7 @@ impl Cluster {
         let Some(task) = state.tasks.get_mut(upid) else {
             return;
         };
+        task.endtime = Some(now_secs());
         match result {
             Ok(lines) => {
                 let warnings = lines.iter().filter(|l| l.starts_with("WARN:")).count();
@@ -179,5 +195,73 @@ pub(crate) fn log(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
     Ok(Out {
         data: Value::Array(lines),
         total: Some(task.log.len()),
+    })
+}
+
+/// `DELETE /nodes/{node}/tasks/{upid}`: stops a running task (its work does not run, and it
+/// ends with `interrupted by signal`).
+pub(crate) fn stop(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
+    let task = find_task(ctx)?;
+    if let Some(task) = ctx.cluster.lock().tasks.get_mut(&task.upid)
+        && task.exit.is_none()
+    {
+        task.cancelled = true;
+    }
+    Ok(Value::Null.into())
+}
+
+/// `GET /nodes/{node}/tasks`: newest first, with `vmid`, `typefilter`, `userfilter`,
+/// `errors`, `source` and paging; the reply carries `total`.
+pub(crate) fn list(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
+    let state = ctx.cluster.lock();
+    let source = ctx.opt("source").unwrap_or("archive");
+    let errors_only = ctx.flag("errors").unwrap_or(false);
+    let mut tasks: Vec<&Task> = state
+        .tasks
+        .values()
+        .filter(|t| t.node == ctx.node())
+        .filter(|t| match source {
+            "active" => t.exit.is_none(),
+            "all" => true,
+            _ => t.exit.is_some(),
+        })
+        .filter(|t| ctx.opt("vmid").is_none_or(|v| t.id == v))
+        .filter(|t| ctx.opt("typefilter").is_none_or(|f| t.kind.contains(f)))
+        .filter(|t| ctx.opt("userfilter").is_none_or(|f| t.user.contains(f)))
+        .filter(|t| {
+            !errors_only
+                || t.exit
+                    .as_deref()
+                    .is_some_and(|e| e != "OK" && !e.starts_with("WARNINGS"))
+        })
+        .collect();
+    tasks.sort_by(|a, b| b.starttime.cmp(&a.starttime).then(b.pid.cmp(&a.pid)));
+    let total = tasks.len();
+    let start: usize = ctx.opt("start").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let limit: usize = ctx.opt("limit").and_then(|v| v.parse().ok()).unwrap_or(50);
+    let list: Vec<Value> = tasks
+        .into_iter()
+        .skip(start)
+        .take(limit)
+        .map(|t| {
+            let mut entry = json!({
+                "upid": t.upid, "node": t.node, "pid": t.pid, "pstart": t.pstart,
+                "starttime": t.starttime, "type": t.kind, "id": t.id, "user": t.user,
+            });
+            if let Some(exit) = &t.exit {
+                entry["status"] = json!(exit);
+            }
+            if let Some(end) = t.endtime {
+                entry["endtime"] = json!(end);
+            }
+            if let Some(token) = &t.tokenid {
+                entry["tokenid"] = json!(token);
+            }
+            entry
+        })
+        .collect();
+    Ok(Out {
+        data: Value::Array(list),
+        total: Some(total),
     })
 }
