@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use backon::Retryable;
 use regex::Regex;
 use reqwest::Method;
 use serde::Deserialize;
@@ -156,10 +157,20 @@ impl ProxmoxClient {
         storage: Option<&str>,
     ) -> Result<TaskHandle> {
         let node = target.node.as_deref().unwrap_or_default();
-        let permits = self.inner.limits.acquire(node, storage).await;
         let ep = endpoint(&method, path);
-        let data: Value = self
-            .call(method, path, Body::Params(params), target)
+        let body = Body::Params(params);
+        // The slot is taken per attempt, so a call backing off after
+        // `VM is locked` does not keep others on the node waiting.
+        let attempt = || async {
+            let permits = self.inner.limits.acquire(node, storage).await;
+            let data = self.call_once(method.clone(), path, &body, target).await?;
+            Ok((permits, data))
+        };
+        let (permits, data) = attempt
+            .retry(self.inner.config.retry.backoff())
+            .sleep(tokio::time::sleep)
+            .when(Error::is_retryable)
+            .notify(|e, after| tracing::debug!(error = %e, ?after, "retrying Proxmox call"))
             .await?;
         TaskHandle::from_data(data, &ep, target, permits)
     }
