@@ -63,12 +63,16 @@ pub enum JournalError {
     NoSuchRun { path: PathBuf, prefix: String },
 
     #[error(
-        "`{prefix}` is ambiguous: {} runs have ids starting with it ({}); give more characters",
-        candidates.len(),
-        candidates.join(", ")
+        "`{prefix}` is ambiguous: {count} runs have ids starting with it ({}{}); \
+         give more characters",
+        candidates.join(", "),
+        if *count > candidates.len() { ", …" } else { "" }
     )]
     AmbiguousRunId {
         prefix: String,
+        /// How many runs share the prefix.
+        count: usize,
+        /// The first few of them.
         candidates: Vec<String>,
     },
 }

@@ -15,6 +15,10 @@ use crate::secrets::Dirs;
 /// A short id has at least this many characters, like git's.
 const SHORT_ID_MIN: usize = 8;
 
+/// An ambiguous prefix names this many of the runs it matches: enough to
+/// pick from, not the whole journal for a prefix like `0`.
+const AMBIGUOUS_SHOWN: usize = 5;
+
 /// The journal, read. A journal that does not exist yet reads as empty.
 pub struct History {
     path: PathBuf,
@@ -88,7 +92,12 @@ impl History {
             _ => {
                 return Err(JournalError::AmbiguousRunId {
                     prefix,
-                    candidates: matching.into_iter().cloned().collect(),
+                    count: matching.len(),
+                    candidates: matching
+                        .into_iter()
+                        .take(AMBIGUOUS_SHOWN)
+                        .cloned()
+                        .collect(),
                 });
             }
         };

@@ -17,9 +17,11 @@ pub const FILE_NAME: &str = "journal.sqlite3";
 /// below, which refuses someone else's database.
 const APPLICATION_ID: i64 = 0x6b69_6c6e;
 
-/// Another kiln process (a run of another cluster, `kiln runs`) may hold
-/// the write lock for a moment; wait for it rather than fail.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Another kiln process (a run of another cluster) may hold the write lock
+/// for a moment; wait for it rather than fail. The writer thread can afford
+/// to wait long, since nobody waits for it; a reader answers a person.
+const WRITER_BUSY_TIMEOUT: Duration = Duration::from_secs(60);
+const READER_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// One entry per schema version: entry `n` takes the file from version `n`
 /// to `n + 1`. Append, never edit: files in the field are at every version.
@@ -72,7 +74,7 @@ pub fn open_for_writing(path: &Path) -> Result<Connection, JournalError> {
         .mode(0o600)
         .open(path)
         .map_err(|source| JournalError::io("create", path, source))?;
-    open(path)
+    open(path, WRITER_BUSY_TIMEOUT)
 }
 
 /// Opens an existing journal for reading; `None` when there is none yet.
@@ -80,17 +82,17 @@ pub fn open_for_writing(path: &Path) -> Result<Connection, JournalError> {
 /// shared-memory file, and an older schema is brought up to date first.
 pub fn open_for_reading(path: &Path) -> Result<Option<Connection>, JournalError> {
     match path.try_exists() {
-        Ok(true) => open(path).map(Some),
+        Ok(true) => open(path, READER_BUSY_TIMEOUT).map(Some),
         Ok(false) => Ok(None),
         Err(source) => Err(JournalError::io("inspect", path, source)),
     }
 }
 
-fn open(path: &Path) -> Result<Connection, JournalError> {
+fn open(path: &Path, busy_timeout: Duration) -> Result<Connection, JournalError> {
     let sqlite = |source| JournalError::sqlite(path, source);
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let mut connection = Connection::open_with_flags(path, flags).map_err(sqlite)?;
-    connection.busy_timeout(BUSY_TIMEOUT).map_err(sqlite)?;
+    connection.busy_timeout(busy_timeout).map_err(sqlite)?;
     // The first statement that reads the file: a file that is not SQLite
     // fails here.
     let mode: String = connection

@@ -238,9 +238,13 @@ fn runs_are_found_by_unique_prefix_and_an_ambiguous_one_lists_the_candidates() {
     assert_eq!(shorts, ["0193b3ff-000", "0193b2c4-5e7", "0193b2c4-5e6"]);
 
     let error = journal.run("0193b2c4").unwrap_err();
-    let JournalError::AmbiguousRunId { candidates, .. } = &error else {
+    let JournalError::AmbiguousRunId {
+        count, candidates, ..
+    } = &error
+    else {
         panic!("{error:?}");
     };
+    assert_eq!(*count, 2);
     assert_eq!(candidates, &[first.to_string(), second.to_string()]);
     assert!(
         error.to_string().contains("give more characters"),
@@ -293,4 +297,24 @@ fn a_run_that_died_has_no_end_and_shows_how_far_it_got() {
         .find(|phase| phase.phase == "clone")
         .unwrap();
     assert_eq!((clone.steps, clone.unfinished), (0, 1));
+}
+
+#[test]
+fn a_prefix_many_runs_share_names_only_a_few_of_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Journal::open_at(&dir.path().join(FILE_NAME)).unwrap();
+    for index in 0..7 {
+        let run = id(&format!("0193b2c4-5e6f-7abc-8def-00000000000{index}"));
+        journal.emit(&started(run, "lab", index));
+    }
+    let error = journal.run("0").unwrap_err();
+    let JournalError::AmbiguousRunId {
+        count, candidates, ..
+    } = &error
+    else {
+        panic!("{error:?}");
+    };
+    assert_eq!((*count, candidates.len()), (7, 5));
+    assert!(error.to_string().contains("7 runs"), "{error}");
+    assert!(error.to_string().contains(", …)"), "{error}");
 }

@@ -148,6 +148,33 @@ fn a_step_run_twice_closes_its_latest_start() {
 }
 
 #[test]
+fn emit_returns_while_another_connection_holds_the_write_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(FILE_NAME);
+    let journal = Journal::open_at(&path).unwrap();
+    let other = Connection::open(&path).unwrap();
+    other.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let run = Uuid::now_v7();
+    // Were `emit` to write itself, the first call would wait on the lock
+    // this thread holds until the busy timeout, then lose the event.
+    journal.emit(&started(run, "lab", 0));
+    for step in 0..100 {
+        let name = format!("step{step}");
+        journal.emit(&step_started(run, None, &name, step));
+        journal.emit(&step_finished(
+            run,
+            None,
+            &name,
+            step + 1,
+            1,
+            StepOutcome::Succeeded,
+        ));
+    }
+    other.execute_batch("COMMIT").unwrap();
+    assert_eq!(journal.run(&run.to_string()).unwrap().steps.len(), 100);
+}
+
+#[test]
 fn events_for_an_unknown_run_are_reported_at_close_and_the_rest_is_kept() {
     let dir = tempfile::tempdir().unwrap();
     let journal = Journal::open_at(&dir.path().join(FILE_NAME)).unwrap();
