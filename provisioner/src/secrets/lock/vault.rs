@@ -82,18 +82,8 @@ pub async fn acquire(store: VaultStore, request: LockRequest) -> Result<RunLock,
         let current = store.read(LOCK_ENTRY).await.map_err(backend)?;
         let now = SystemTime::now();
         let (cas, taken_over) = match &current {
-            None => {
-                let meta = crate::secrets::vault::kv::metadata(
-                    store.client(),
-                    store.mount(),
-                    &store.path_of(LOCK_ENTRY),
-                )
-                .await
-                .map_err(|error| LockError::Backend(error.to_string()))?;
-                // Deleted versions still count for check-and-set.
-                let cas = meta.map_or(Cas::Absent, |meta| Cas::Version(meta.current_version));
-                (cas, None)
-            }
+            // The store's create-only write also covers soft-deleted versions.
+            None => (Cas::Absent, None),
             Some(entry) => {
                 let state = entry
                     .data
