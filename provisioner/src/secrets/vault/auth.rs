@@ -242,6 +242,18 @@ impl Session {
                     return Some(lease);
                 }
                 Ok(_) => {}
+                // Vault briefly unreachable: try again well before expiry
+                // rather than give the token up.
+                Err(error @ VaultError::Transport { .. })
+                    if matches!(self.credentials, Credentials::Token(_)) =>
+                {
+                    tracing::warn!(%error, "Vault token renewal failed; retrying soon");
+                    return Some(Lease {
+                        token: current,
+                        ttl: (previous_ttl / 2).max(Duration::from_secs(3)),
+                        renewable,
+                    });
+                }
                 Err(error) => tracing::warn!(%error, "Vault token renewal failed"),
             }
         }
