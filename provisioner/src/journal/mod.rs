@@ -75,10 +75,22 @@ impl Journal {
         &self.path
     }
 
-    /// Waits until every event emitted before this call is committed.
+    /// Waits until every event emitted before this call is committed. On a
+    /// closed journal there is nothing to wait for.
     pub fn flush(&self) -> Result<(), JournalError> {
         let (done, wait) = mpsc::sync_channel(1);
-        self.send(Message::Flush(done))?;
+        {
+            let writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+            let Some(writer) = writer.as_ref() else {
+                return Ok(());
+            };
+            writer
+                .messages
+                .send(Message::Flush(done))
+                .map_err(|_| JournalError::WriterGone {
+                    reason: "it stopped".to_owned(),
+                })?;
+        }
         wait.recv().map_err(|_| JournalError::WriterGone {
             reason: "it stopped before answering a flush".to_owned(),
         })
@@ -110,47 +122,27 @@ impl Journal {
         cluster: Option<&str>,
         limit: usize,
     ) -> Result<Vec<RunSummary>, JournalError> {
-        self.flush_if_open()?;
+        self.flush()?;
         History::open_at(&self.path)?.runs(cluster, limit)
     }
 
     /// One run; see [`History::run`]. Sees every event emitted before the
     /// call.
     pub fn run(&self, id_or_prefix: &str) -> Result<RunDetail, JournalError> {
-        self.flush_if_open()?;
+        self.flush()?;
         History::open_at(&self.path)?.run(id_or_prefix)
-    }
-
-    fn flush_if_open(&self) -> Result<(), JournalError> {
-        let open = self
-            .writer
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .is_some();
-        if open { self.flush() } else { Ok(()) }
-    }
-
-    fn send(&self, message: Message) -> Result<(), JournalError> {
-        let writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
-        let Some(writer) = writer.as_ref() else {
-            return Err(JournalError::WriterGone {
-                reason: "the journal was closed".to_owned(),
-            });
-        };
-        writer
-            .messages
-            .send(message)
-            .map_err(|_| JournalError::WriterGone {
-                reason: "it stopped".to_owned(),
-            })
     }
 }
 
 impl EventSink for Journal {
     /// Queues the event for the writer thread: no disk, no waiting.
     fn emit(&self, event: &Event) {
-        if let Err(error) = self.send(Message::Record(event.clone())) {
-            tracing::warn!(%error, journal = %self.path.display(), "event not recorded");
+        let writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let sent = writer
+            .as_ref()
+            .is_some_and(|writer| writer.messages.send(Message::Record(event.clone())).is_ok());
+        if !sent {
+            tracing::warn!(journal = %self.path.display(), "the journal is closed or its writer stopped: event not recorded");
         }
     }
 }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, SyncSender};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use rusqlite::{Connection, Transaction, params};
+use rusqlite::{Connection, Transaction, TransactionBehavior, params};
 
 use super::error::JournalError;
 use crate::engine::{Event, RunOutcome, StepOutcome};
@@ -87,7 +87,10 @@ fn write_batch(
     if events.is_empty() {
         return;
     }
-    let transaction = match connection.transaction() {
+    // Immediate: take the write lock up front, where SQLite's busy timeout
+    // applies. A deferred transaction that reads first and then finds that
+    // another kiln process wrote in between fails at once instead.
+    let transaction = match connection.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(transaction) => transaction,
         Err(source) => return failures.add(JournalError::sqlite(path, source), events.len()),
     };

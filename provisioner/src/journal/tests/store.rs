@@ -298,3 +298,49 @@ fn the_journal_stores_exactly_the_texts_it_is_given_and_nothing_else() {
         assert!(!bytes.windows(secret.len()).any(|window| window == secret));
     }
 }
+
+#[test]
+fn two_journals_on_one_file_both_record_everything() {
+    // Two kiln processes running two clusters at once share the state dir.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(FILE_NAME);
+    let journals = [
+        Arc::new(Journal::open_at(&path).unwrap()),
+        Arc::new(Journal::open_at(&path).unwrap()),
+    ];
+    let runs = [Uuid::now_v7(), Uuid::now_v7()];
+    let threads: Vec<_> = journals
+        .iter()
+        .zip(runs)
+        .map(|(journal, run)| {
+            let journal = Arc::clone(journal);
+            std::thread::spawn(move || {
+                journal.emit(&started(run, "lab", 0));
+                for step in 0..200 {
+                    let name = format!("step{step}");
+                    journal.emit(&step_started(run, None, &name, step));
+                    journal.flush().unwrap();
+                    journal.emit(&step_finished(
+                        run,
+                        None,
+                        &name,
+                        step + 1,
+                        1,
+                        StepOutcome::Succeeded,
+                    ));
+                }
+                journal.emit(&finished(run, 1_000, RunOutcome::Succeeded));
+                journal.close().unwrap();
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    let history = History::open_at(&path).unwrap();
+    for run in runs {
+        let detail = history.run(&run.to_string()).unwrap();
+        assert_eq!(detail.summary.status, RunStatus::Succeeded);
+        assert_eq!(detail.steps.len(), 200);
+    }
+}
