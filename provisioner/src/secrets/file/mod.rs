@@ -102,7 +102,7 @@ impl FileStore {
             None => identity::create(&self.identity)?,
         };
         let store_created = !self.store.exists();
-        let document = self.load_with(Some(&identity))?;
+        let document = self.load_with(&identity)?;
         if store_created {
             self.save(&document, &identity)?;
         }
@@ -128,7 +128,7 @@ impl FileStore {
             return Ok(self.empty());
         }
         let identity = identity::load(&self.identity)?.ok_or_else(|| self.identity_missing())?;
-        self.load_with(Some(&identity))
+        self.load_with(&identity)
     }
 
     fn empty(&self) -> Document {
@@ -139,13 +139,12 @@ impl FileStore {
         }
     }
 
-    fn load_with(&self, identity: Option<&Identity>) -> Result<Document, SecretsError> {
+    fn load_with(&self, identity: &Identity) -> Result<Document, SecretsError> {
         let ciphertext = match std::fs::read(&self.store) {
             Ok(bytes) => bytes,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(self.empty()),
             Err(source) => return Err(SecretsError::io("read", &self.store, source)),
         };
-        let identity = identity.ok_or_else(|| self.identity_missing())?;
         let plaintext =
             Zeroizing::new(
                 age::decrypt(identity, &ciphertext).map_err(|error| match error {
@@ -216,7 +215,7 @@ impl FileStore {
             None if self.store.exists() => return Err(self.identity_missing()),
             None => identity::create(&self.identity)?,
         };
-        let mut document = self.load_with(Some(&identity))?;
+        let mut document = self.load_with(&identity)?;
         let current = document.entries.get(name).map(|entry| entry.version);
         let conflict = |reason: String| SecretsError::CasConflict {
             name: name.to_owned(),
