@@ -120,6 +120,19 @@ fn open(path: &Path, busy_timeout: Duration) -> Result<Connection, JournalError>
 fn migrate(connection: &mut Connection, path: &Path) -> Result<(), JournalError> {
     let sqlite = |source| JournalError::sqlite(path, source);
     let known = i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX);
+    // The common case, checked without the write lock: `kiln runs` should
+    // not queue behind a run that is writing.
+    let current = connection
+        .pragma_query_value(None, "user_version", |row| row.get::<_, i64>(0))
+        .and_then(|version| {
+            connection
+                .pragma_query_value(None, "application_id", |row| row.get::<_, i64>(0))
+                .map(|application| version == known && application == APPLICATION_ID)
+        })
+        .map_err(sqlite)?;
+    if current {
+        return Ok(());
+    }
     let transaction = connection
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(sqlite)?;

@@ -344,3 +344,17 @@ fn two_journals_on_one_file_both_record_everything() {
         assert_eq!(detail.steps.len(), 200);
     }
 }
+
+#[test]
+fn history_reads_while_a_run_holds_the_write_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(FILE_NAME);
+    let journal = Journal::open_at(&path).unwrap();
+    journal.emit(&started(Uuid::now_v7(), "lab", 0));
+    journal.flush().unwrap();
+    let writer = Connection::open(&path).unwrap();
+    writer.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let history = History::open_at(&path).unwrap();
+    assert_eq!(history.runs(None, 10).unwrap().len(), 1);
+    writer.execute_batch("COMMIT").unwrap();
+}
