@@ -24,7 +24,9 @@ pub struct ClusterSecrets {
     cluster: String,
     file: FileStore,
     primary: Store,
-    vault: Option<VaultClient>,
+    /// With the file backend, a Vault that cannot be set up (its login
+    /// variable unset, say) only matters once a `vault:` reference is read.
+    vault: Option<Result<VaultClient, String>>,
 }
 
 impl std::fmt::Debug for ClusterSecrets {
@@ -42,28 +44,25 @@ impl ClusterSecrets {
     pub async fn open(inventory: &Inventory, dirs: &Dirs) -> Result<Self, SecretsError> {
         let cluster = inventory.cluster.name.as_str().to_owned();
         let file = FileStore::new(dirs, &cluster);
-        let vault = match &inventory.secrets.vault {
-            Some(settings) => Some(vault_settings(settings, &file).await?),
-            None => None,
-        };
-        let (primary, client) = match (inventory.secrets.backend, vault) {
-            (SecretBackend::File, vault) => (
-                Store::File(file.clone()),
-                vault
-                    .map(|settings| {
-                        VaultClient::new(
-                            &settings.address,
-                            settings.namespace,
-                            settings.trust,
-                            settings.credentials,
-                        )
-                    })
-                    .transpose()?,
-            ),
-            (SecretBackend::Vault, Some(settings)) => {
-                let store = VaultStore::new(settings, &cluster)?;
+        let (primary, client) = match (inventory.secrets.backend, &inventory.secrets.vault) {
+            (SecretBackend::File, None) => (Store::File(file.clone()), None),
+            (SecretBackend::File, Some(vault)) => {
+                let client = match vault_settings(vault, &file).await {
+                    Ok(settings) => VaultClient::new(
+                        &settings.address,
+                        settings.namespace,
+                        settings.trust,
+                        settings.credentials,
+                    )
+                    .map_err(|error| error.to_string()),
+                    Err(error) => Err(error.to_string()),
+                };
+                (Store::File(file.clone()), Some(client))
+            }
+            (SecretBackend::Vault, Some(vault)) => {
+                let store = VaultStore::new(vault_settings(vault, &file).await?, &cluster)?;
                 let client = store.client().clone();
-                (Store::Vault(store), Some(client))
+                (Store::Vault(store), Some(Ok(client)))
             }
             (SecretBackend::Vault, None) => {
                 return Err(SecretsError::Config(
@@ -93,8 +92,9 @@ impl ClusterSecrets {
         &self.file
     }
 
+    /// The Vault client, when `secrets.vault` is set and could be set up.
     pub fn vault(&self) -> Option<&VaultClient> {
-        self.vault.as_ref()
+        self.vault.as_ref().and_then(|client| client.as_ref().ok())
     }
 
     /// Takes the cluster's run lock for `command` (e.g. `kiln apply`) with
@@ -150,9 +150,15 @@ impl ClusterSecrets {
                     ))
                 }),
             SecretRef::Vault { mount, path, key } => {
-                let client = self.vault.as_ref().ok_or_else(|| {
-                    unresolved("`secrets.vault` is not configured in the inventory".to_owned())
-                })?;
+                let client = match &self.vault {
+                    None => Err(unresolved(
+                        "`secrets.vault` is not configured in the inventory".to_owned(),
+                    )),
+                    Some(Err(reason)) => {
+                        Err(unresolved(format!("cannot use `secrets.vault`: {reason}")))
+                    }
+                    Some(Ok(client)) => Ok(client),
+                }?;
                 let secret = kv::read(client, mount, path)
                     .await
                     .map_err(|error| unresolved(error.to_string()))?
@@ -394,6 +400,31 @@ nodes:
             );
             assert!(!text.contains("CANARY"), "{text}");
         }
+    }
+
+    #[tokio::test]
+    async fn an_unusable_vault_matters_only_to_vault_references() {
+        let root = tempfile::tempdir().unwrap();
+        let dirs = Dirs {
+            state: root.path().join("state"),
+            config: root.path().join("config"),
+        };
+        let inventory = inventory(
+            "ssh: {key: 'vault:secret/kiln/ssh#key'}
+secrets:
+  vault:
+    address: https://vault.lan:8200
+    auth: {method: token, token: 'env:KILN_TEST_SURELY_UNSET_TOKEN'}
+",
+        );
+        let secrets = ClusterSecrets::open(&inventory, &dirs).await.unwrap();
+        assert!(matches!(secrets.store(), Store::File(_)));
+        assert!(secrets.vault().is_none());
+        let used = inventory.secret_references().remove(0);
+        let error = secrets.resolve(&used).await.unwrap_err().to_string();
+        assert!(error.contains("`vault:secret/kiln/ssh#key`"), "{error}");
+        assert!(error.contains("cannot use `secrets.vault`"), "{error}");
+        assert!(error.contains("KILN_TEST_SURELY_UNSET_TOKEN"), "{error}");
     }
 
     #[tokio::test]
