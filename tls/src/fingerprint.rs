@@ -133,3 +133,23 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn display_parses_back(bytes in any::<[u8; 32]>()) {
+            let fp = Fingerprint::from_bytes(bytes);
+            prop_assert_eq!(fp.to_string().parse::<Fingerprint>().unwrap(), fp);
+            prop_assert_eq!(hex::encode(bytes).parse::<Fingerprint>().unwrap(), fp);
+        }
+
+        #[test]
+        fn never_panics_on_any_input(s in ".{0,120}") {
+            let _ = s.parse::<Fingerprint>();
+        }
+    }
+}

@@ -515,3 +515,22 @@ mod tests {
         assert_eq!(c.sshkeys(), ["ssh-ed25519 AAAA k@h"]);
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever the keys hold (comments with any Unicode), the encoded
+        /// value passes PVE's `urlencoded` check and decodes back exactly.
+        #[test]
+        fn sshkeys_round_trip_through_pve_decoding(keys in proptest::collection::vec("[^\n\r]{1,80}", 1..4)) {
+            let enc = encode_sshkeys(&keys);
+            prop_assert!(Regex::new(r"^[-%a-zA-Z0-9_.!~*'()]*$").unwrap().is_match(&enc));
+            let decoded = percent_encoding::percent_decode_str(&enc).decode_utf8().unwrap();
+            let trimmed: Vec<&str> = keys.iter().map(|k| k.trim()).collect();
+            prop_assert_eq!(decoded, trimmed.join("\n"));
+        }
+    }
+}
