@@ -143,6 +143,12 @@ fn runs_lists_newest_first_with_short_ids_durations_and_outcomes() {
     let (ok, out, err) = run(kiln(state.path()).args(["runs", "--cluster", "home"]));
     assert!(ok, "{err}");
     assert_eq!(out.lines().count(), 2, "{out}");
+    let (ok, out, err) = run(kiln(state.path()).args(["runs", "--cluster", "nope"]));
+    assert!(ok, "{err}");
+    assert!(
+        out.starts_with("No runs of cluster `nope` recorded in "),
+        "{out}"
+    );
     let (ok, out, err) = run(kiln(state.path()).args(["runs", "--limit", "1"]));
     assert!(ok, "{err}");
     assert_eq!(out.lines().count(), 2, "{out}");

@@ -16,8 +16,8 @@ pub struct RunsArgs {
     #[arg(long)]
     pub cluster: Option<String>,
     /// How many runs to list, newest first.
-    #[arg(long, default_value_t = 20)]
-    pub limit: usize,
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+    pub limit: u32,
 }
 
 #[derive(Debug, Subcommand)]
@@ -33,10 +33,16 @@ pub fn run(global: &GlobalArgs, args: &RunsArgs) -> anyhow::Result<Exit> {
     let history = History::open(&Dirs::from_env()?)?;
     match &args.command {
         None => {
-            let runs = history.runs(args.cluster.as_deref(), args.limit)?;
+            let runs = history.runs(
+                args.cluster.as_deref(),
+                usize::try_from(args.limit).unwrap_or(usize::MAX),
+            )?;
             match global.output {
                 OutputFormat::Json => println!("{}", runs_view::list_json(history.path(), &runs)),
-                OutputFormat::Text => print!("{}", runs_view::list_text(history.path(), &runs)),
+                OutputFormat::Text => print!(
+                    "{}",
+                    runs_view::list_text(history.path(), args.cluster.as_deref(), &runs)
+                ),
             }
         }
         Some(RunsCommand::Show { id }) => {

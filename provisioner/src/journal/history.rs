@@ -51,11 +51,16 @@ impl History {
         let Some(connection) = &self.connection else {
             return Ok(Vec::new());
         };
+        // One snapshot for the list and the ids its short forms are unique
+        // against, though a run may be writing meanwhile.
+        let snapshot = connection
+            .unchecked_transaction()
+            .map_err(|source| self.sqlite(source))?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let select = format!(
             "{SUMMARY} WHERE ?1 IS NULL OR r.cluster = ?1 ORDER BY r.started_ms DESC, r.id DESC LIMIT ?2"
         );
-        let mut runs = connection
+        let mut runs = snapshot
             .prepare(&select)
             .and_then(|mut statement| {
                 statement
@@ -66,7 +71,7 @@ impl History {
             .into_iter()
             .collect::<Result<Vec<_>, _>>()
             .map_err(|reason| self.damaged(reason))?;
-        let ids = self.all_ids(connection)?;
+        let ids = self.all_ids(&snapshot)?;
         let length = short_length(&ids, runs.iter().map(|run| run.id));
         for run in &mut runs {
             run.short_id = shorten(run.id, length);

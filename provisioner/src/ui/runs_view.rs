@@ -85,9 +85,12 @@ fn phase_json(detail: &RunDetail, phase: &PhaseTotal) -> Value {
     })
 }
 
-pub fn list_text(journal: &Path, runs: &[RunSummary]) -> String {
+pub fn list_text(journal: &Path, cluster: Option<&str>, runs: &[RunSummary]) -> String {
     if runs.is_empty() {
-        return format!("No runs recorded in {}.\n", journal.display());
+        let of = cluster
+            .map(|cluster| format!(" of cluster `{cluster}`"))
+            .unwrap_or_default();
+        return format!("No runs{of} recorded in {}.\n", journal.display());
     }
     let rows: Vec<[String; 6]> = runs
         .iter()
