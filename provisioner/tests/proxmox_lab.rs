@@ -570,3 +570,41 @@ async fn agent_wait_rides_out_the_boot_and_stops_on_fatal_answers() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn cicustom_snippet_becomes_the_user_data() {
+    let lab = start_lab(LabConfig::default()).await;
+    let c = client(&lab);
+    let snippet = "#cloud-config\nhostname: snip-1\nruncmd: [\"echo kiln\"]\n";
+    lab.add_snippet("local:snippets/kiln-snip-1.yaml", snippet);
+    let (vmid, _) = c
+        .clone_new(
+            "pve1",
+            TEMPLATE,
+            &CloneOptions {
+                name: Some("snip-1".into()),
+                ..CloneOptions::default()
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    let update = VmConfigUpdate::new()
+        .cicustom(&CiCustom {
+            user: Some("local:snippets/kiln-snip-1.yaml".into()),
+            ..CiCustom::default()
+        })
+        .ipconfig(0, &IpConfig::static_v4("10.5.0.9/24", None));
+    c.run(|| c.update_config("pve1", vmid, &update))
+        .await
+        .unwrap();
+    c.ensure_running("pve1", vmid).await.unwrap();
+    c.wait_for_address("pve1", vmid, AddressFamily::V4, Duration::from_secs(10))
+        .await
+        .unwrap();
+    let user_data = c
+        .agent_file_read("pve1", vmid, "/var/lib/cloud/seed/nocloud/user-data")
+        .await
+        .unwrap();
+    assert_eq!(user_data.content, snippet);
+}
