@@ -13,7 +13,7 @@ const PHASES: &[(&str, &[&str])] = &[
     ("clone", &["clone"]),
     ("configure", &["configure", "cloud_init"]),
     ("resize", &["resize"]),
-    ("boot", &["start", "boot"]),
+    ("boot", &["start", "boot", "reboot"]),
     (
         "wait_ip",
         &["wait_ip", "wait_guest_agent", "guest_agent_ip"],

@@ -179,6 +179,7 @@ fn phase_totals_sum_over_nodes_and_span_the_wall_clock() {
 fn steps_group_into_phases_by_the_table_and_unknown_steps_stand_alone() {
     assert_eq!(phases::phase_of("start"), "boot");
     assert_eq!(phases::phase_of("boot"), "boot");
+    assert_eq!(phases::phase_of("reboot"), "boot");
     assert_eq!(phases::phase_of("allocate"), "allocate");
     assert_eq!(phases::phase_of("wait_ssh"), "ssh");
     assert_eq!(phases::phase_of("detect"), "detect");
