@@ -398,6 +398,11 @@ impl ProxmoxClient {
         update: &VmConfigUpdate,
     ) -> Result<()> {
         let params = update.params()?;
+        if params.contains("background_delay") {
+            return Err(Error::Invalid(
+                "background_delay is only accepted by the asynchronous POST /config".into(),
+            ));
+        }
         let handle = self
             .dispatch(
                 Method::PUT,
