@@ -58,7 +58,8 @@ CREATE INDEX steps_by_run ON steps (run_id, started_ms);
 /// Opens the journal for the writer, creating the state dir (0700) and the
 /// file (0600) when missing.
 pub fn open_for_writing(path: &Path) -> Result<Connection, JournalError> {
-    if let Some(dir) = path.parent() {
+    // A bare file name has the empty path as parent: the current directory.
+    if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
         DirBuilder::new()
             .recursive(true)
             .mode(0o700)
