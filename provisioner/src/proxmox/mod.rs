@@ -5,6 +5,16 @@
 //! the node named in the UPID. Errors carry the endpoint, node and VMID and
 //! are classified ([`ErrorClass`]) so callers retry, re-allocate or stop.
 //!
+//! - Each call already retries retryable errors (bounded backoff with
+//!   jitter, [`RetryPolicy`]); [`ProxmoxClient::run`] also re-dispatches a
+//!   task that failed on a transient lock.
+//! - Mutating calls take a slot per node and per storage ([`LimitsConfig`]);
+//!   the slot travels in the [`TaskHandle`] until it is waited for, so wait
+//!   for handles rather than piling them up.
+//! - New VMIDs come from [`ProxmoxClient::allocate_vmid`] or, with the clone,
+//!   [`ProxmoxClient::clone_new`]: reserved in-process, checked with
+//!   `nextid?vmid=`, re-picked on `already exists`.
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), kiln::proxmox::Error> {
 //! use kiln::proxmox::*;
@@ -12,7 +22,7 @@
 //! let pin = "AB:CD:..".parse().map_err(|e| Error::Config(format!("{e}")))?;
 //! let client = ProxmoxClient::new(ClientConfig::new("https://10.0.0.2:8006", auth, kiln_tls::Trust::Pin(pin)))?;
 //! let (vmid, _) = client.clone_new("pve1", 9000, &CloneOptions::default(), None).await?;
-//! client.run(|| client.start("pve1", vmid)).await?;
+//! client.ensure_running("pve1", vmid).await?;
 //! # Ok(()) }
 //! ```
 
