@@ -57,7 +57,7 @@ fn semaphore(
     // map itself is still consistent.
     let mut map = map.lock().unwrap_or_else(PoisonError::into_inner);
     map.entry(key.to_owned())
-        .or_insert_with(|| Arc::new(Semaphore::new(size.max(1))))
+        .or_insert_with(|| Arc::new(Semaphore::new(size.clamp(1, Semaphore::MAX_PERMITS))))
         .clone()
 }
 
