@@ -32,13 +32,14 @@ pub fn run(global: &GlobalArgs, args: &PlanArgs) -> anyhow::Result<Exit> {
         let dirs = Dirs::from_env()?;
         let secrets = ClusterSecrets::open(&inventory, &dirs).await?;
         let client = proxmox_client(&inventory, &secrets).await?;
-        observe(&client, inventory.cluster.name.as_str())
+        observe(&client, &inventory)
             .await
             .context("cannot read the VMs from Proxmox")
     })?;
     let options = PlanOptions {
         prune: args.prune,
         only: (!args.only.is_empty()).then(|| args.only.iter().cloned().collect::<BTreeSet<_>>()),
+        ..PlanOptions::default()
     };
     let plan = match plan(&inventory, &observed, &options) {
         Ok(plan) => plan,

@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use kiln::engine::{
     Context, EventSink, RunLabel, RunOutcome, Timeouts, execute, observe, proxmox_client,
 };
-use kiln::plan::{ObservedVm, Plan, PlanError};
+use kiln::plan::{ObservedVm, Plan, PlanError, ownership_tag};
 use kiln::proxmox::ProxmoxClient;
 use kiln::secrets::{
     ClusterSecrets, Dirs, LockError, LockRequest, RunLock, SecretStore, cluster_ssh_keypair,
@@ -22,6 +22,9 @@ use tokio::sync::watch;
 
 use super::{Exit, GlobalArgs, OutputFormat, load};
 use crate::ui::{plan_view, progress};
+
+/// How long a run waits for locks left by an earlier, interrupted run.
+const LOCK_WAIT: Duration = Duration::from_secs(120);
 
 pub struct Session<'a> {
     global: &'a GlobalArgs,
@@ -106,9 +109,7 @@ impl<'a> Session<'a> {
                 elapsed: started.elapsed(),
             })
         };
-        let observed = observe(&self.client, self.inventory.cluster.name.as_str())
-            .await
-            .context("cannot read the VMs from Proxmox")?;
+        let observed = self.observe_settled().await?;
         let plan = match make_plan(&self.inventory, &observed) {
             Ok(plan) => plan,
             Err(errors) => {
@@ -156,6 +157,38 @@ impl<'a> Session<'a> {
             RunOutcome::Failed => Exit::Failure,
             RunOutcome::Interrupted => Exit::Interrupted,
         })
+    }
+
+    /// What Proxmox has, once no VM of this cluster holds a lock: a task a
+    /// killed run started (a clone, say) keeps its VM locked until it ends.
+    async fn observe_settled(&self) -> anyhow::Result<Vec<ObservedVm>> {
+        let deadline = std::time::Instant::now() + LOCK_WAIT;
+        let tag = ownership_tag(self.inventory.cluster.name.as_str());
+        loop {
+            let observed = observe(&self.client, &self.inventory)
+                .await
+                .context("cannot read the VMs from Proxmox")?;
+            let locked: Vec<String> = observed
+                .iter()
+                .filter(|vm| {
+                    vm.tags.contains(&tag)
+                        || vm
+                            .config
+                            .as_ref()
+                            .is_some_and(|config| config.marker.is_some())
+                })
+                .filter_map(|vm| {
+                    vm.lock
+                        .as_ref()
+                        .map(|lock| format!("VM {} ({lock})", vm.vmid))
+                })
+                .collect();
+            if locked.is_empty() || std::time::Instant::now() >= deadline {
+                return Ok(observed);
+            }
+            eprintln!("kiln: waiting for Proxmox to unlock {}", locked.join(", "));
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
     }
 
     async fn context(&self) -> anyhow::Result<Arc<Context>> {

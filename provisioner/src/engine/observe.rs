@@ -1,17 +1,26 @@
 //! What Proxmox has, as the planner needs it: one `/cluster/resources`
 //! call for every VM, then a config read of each VM carrying this cluster's
-//! tag (and nothing else: foreign VMs are only looked at, never read).
+//! tag, and of untagged VMs named like a node (a clone that a killed run
+//! left before tagging it carries kiln's marker; a foreign VM does not).
+//! Nothing here writes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+
+use kiln_inventory::Inventory;
 
 use crate::plan::{Marker, ObservedConfig, ObservedVm, ownership_tag};
 use crate::proxmox::{ProxmoxClient, VmConfig, VmResource};
 
 pub async fn observe(
     client: &ProxmoxClient,
-    cluster: &str,
+    inventory: &Inventory,
 ) -> Result<Vec<ObservedVm>, crate::proxmox::Error> {
-    let tag = ownership_tag(cluster);
+    let tag = ownership_tag(inventory.cluster.name.as_str());
+    let node_names: BTreeSet<&str> = inventory
+        .nodes
+        .iter()
+        .map(|node| node.name.as_str())
+        .collect();
     let mut observed = Vec::new();
     for vm in client
         .cluster_vms()
@@ -19,7 +28,11 @@ pub async fn observe(
         .into_iter()
         .filter(VmResource::is_qemu)
     {
-        let config = if vm.has_tag(&tag) && !vm.template {
+        let named_like_a_node = vm
+            .name
+            .as_deref()
+            .is_some_and(|name| node_names.contains(name));
+        let config = if (vm.has_tag(&tag) || named_like_a_node) && !vm.template {
             Some(observed_config(&client.vm_config(&vm.node, vm.vmid).await?))
         } else {
             None

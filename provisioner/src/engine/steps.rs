@@ -229,17 +229,20 @@ pub async fn destroy(
         .vm_config(&pve_node, vmid)
         .await
         .map_err(|error| error.to_string())?;
-    let marked = config
+    let marker = config
         .description()
         .as_deref()
         .and_then(Marker::parse)
-        .is_some_and(|marker| marker.cluster == cluster && marker.node == node);
+        .filter(|marker| marker.cluster == cluster && marker.node == node);
     let tag = ownership_tag(&cluster);
     let tagged = config.get("tags").is_some_and(|tags| {
         tags.split([';', ',', ' '])
             .any(|found| found.eq_ignore_ascii_case(&tag))
     });
-    if !(marked && tagged) {
+    // An untagged VM is kiln's only as a clone a killed run left before
+    // `configure` tagged it.
+    let ours = marker.is_some_and(|marker| tagged || marker.stage == Stage::Cloned);
+    if !ours {
         return Err(format!(
             "refusing to destroy VM {vmid} on {pve_node}: it is not marked as node `{node}` of kiln cluster `{cluster}` (tag `{tag}`, `{KILN_TAG}` block)"
         ));

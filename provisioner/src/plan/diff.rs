@@ -51,7 +51,7 @@ pub fn plan(
 
     let guests = observed.iter().filter(|vm| !vm.template);
     let (ours, foreign): (Vec<&ObservedVm>, Vec<&ObservedVm>) =
-        guests.partition(|vm| vm.tags.contains(&tag));
+        guests.partition(|vm| is_ours(vm, &cluster, &tag));
     let mut by_node: BTreeMap<&str, &ObservedVm> = BTreeMap::new();
     for vm in &ours {
         let Some(marker) = vm.config.as_ref().and_then(|config| config.marker.as_ref()) else {
@@ -221,6 +221,18 @@ pub fn destroy_plan(
     } else {
         Err(errors)
     }
+}
+
+/// A VM is this cluster's when it carries the tag, or when it is a clone a
+/// killed run left before tagging it: the clone call itself writes kiln's
+/// marker (stage `cloned`) into the description, which no foreign VM has.
+pub(crate) fn is_ours(vm: &ObservedVm, cluster: &str, tag: &str) -> bool {
+    vm.tags.contains(tag)
+        || vm
+            .config
+            .as_ref()
+            .and_then(|config| config.marker.as_ref())
+            .is_some_and(|marker| marker.cluster == cluster && marker.stage == Stage::Cloned)
 }
 
 fn change(field: &str, old: Option<String>, new: Option<String>, destructive: bool) -> Change {
