@@ -367,6 +367,24 @@ async fn a_held_lock_is_renewed_so_it_never_looks_stale() {
     lock.release().await.unwrap();
 }
 
+#[tokio::test]
+async fn a_lock_dropped_without_release_expires_and_is_taken_over() {
+    let bao = Bao::start().await;
+    let store = bao.root_store();
+    let mut request = LockRequest::new("home", "kiln apply");
+    request.ttl = Duration::from_secs(2);
+    let dropped = store.lock(request).await.unwrap();
+    let run_id = dropped.holder().run_id.clone();
+    drop(dropped);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let next = store
+        .lock(LockRequest::new("home", "kiln apply"))
+        .await
+        .unwrap();
+    assert_eq!(next.taken_over().unwrap().run_id, run_id);
+    next.release().await.unwrap();
+}
+
 /// Not a test on its own: the lock-holding process that
 /// `two_processes_contend_for_the_lock` starts (the test binary re-run
 /// with `--ignored --exact`). Holds the lock until its stdin closes.

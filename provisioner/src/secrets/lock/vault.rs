@@ -41,7 +41,7 @@ impl VaultLock {
         match write(&self.store, RELEASED, &holder, Cas::Version(version)).await {
             Ok(_) => Ok(()),
             Err(SecretsError::CasConflict { .. }) => Err(LockError::Lost {
-                cluster: self.cluster,
+                cluster: self.cluster.clone(),
                 location: location(&self.store),
                 by: "another run".to_owned(),
                 reason:
@@ -50,6 +50,14 @@ impl VaultLock {
             }),
             Err(error) => Err(LockError::Backend(error.to_string())),
         }
+    }
+}
+
+impl Drop for VaultLock {
+    /// A lock dropped without `release` stops being renewed, so it expires
+    /// after its TTL instead of being held for the rest of the process.
+    fn drop(&mut self) {
+        self.renewer.abort();
     }
 }
 
