@@ -264,6 +264,13 @@ async fn set(global: &GlobalArgs, secrets: &ClusterSecrets, name: &str) -> anyho
             "`{name}` is kiln's own generated secret; replace it with `kiln secrets rotate {name}`"
         );
     }
+    // Typed on a terminal, the value would be echoed on screen.
+    if std::io::stdin().is_terminal() {
+        bail!(
+            "pipe the value in rather than typing it: `kiln secrets set {name} < FILE` \
+             (or from a password manager's command)"
+        );
+    }
     let mut value = Zeroizing::new(String::new());
     std::io::stdin()
         .read_to_string(&mut value)
