@@ -237,7 +237,10 @@ impl FileStore {
             _ => {}
         }
         let now = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
-        let version = current.unwrap_or(0) + 1;
+        let version = current
+            .unwrap_or(0)
+            .checked_add(1)
+            .ok_or_else(|| self.corrupt(format!("`{name}` has an impossible version")))?;
         let created = document
             .entries
             .get(name)

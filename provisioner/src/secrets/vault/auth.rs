@@ -205,7 +205,8 @@ impl Session {
             let mut ttl = ttl;
             let mut renewable = renewable;
             loop {
-                tokio::time::sleep(ttl * 2 / 3).await;
+                // ttl / 3 * 2 cannot overflow, whatever TTL Vault sends.
+                tokio::time::sleep(ttl / 3 * 2).await;
                 let Some(session) = weak.upgrade() else {
                     return;
                 };
@@ -236,7 +237,7 @@ impl Session {
             match self.renew(&current).await {
                 // A renewal that grants less than a third of the previous
                 // TTL means the max TTL is near: treat it as not renewable.
-                Ok(lease) if lease.ttl * 3 >= previous_ttl => {
+                Ok(lease) if lease.ttl >= previous_ttl / 3 => {
                     self.renewals.fetch_add(1, Ordering::Relaxed);
                     *self.token.write().await = Some(lease.token.clone());
                     return Some(lease);
