@@ -111,7 +111,30 @@ fn user_name() -> String {
     ["USER", "LOGNAME"]
         .iter()
         .find_map(|var| std::env::var(var).ok().filter(|name| !name.is_empty()))
+        .or_else(user_from_uid)
         .unwrap_or_else(|| "unknown".to_owned())
+}
+
+/// The process's user when the environment does not say (cron, systemd,
+/// containers): its uid from /proc, named through /etc/passwd if listed.
+fn user_from_uid() -> Option<String> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let uid = status
+        .lines()
+        .find_map(|line| line.strip_prefix("Uid:"))?
+        .split_whitespace()
+        .next()?
+        .to_owned();
+    let named = std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|passwd| {
+            passwd.lines().find_map(|line| {
+                let mut fields = line.split(':');
+                let name = fields.next()?;
+                (fields.nth(1)? == uid).then(|| name.to_owned())
+            })
+        });
+    Some(named.unwrap_or_else(|| format!("uid {uid}")))
 }
 
 fn host_name() -> String {
@@ -218,6 +241,12 @@ impl RunLock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_user_is_named_even_without_user_in_the_environment() {
+        let user = user_from_uid().unwrap();
+        assert!(!user.is_empty() && user != "unknown", "{user}");
+    }
 
     #[test]
     fn a_lock_past_its_ttl_is_stale() {
