@@ -460,3 +460,32 @@ async fn apply_refuses_a_foreign_vm_named_like_a_node_and_leaves_it_alone() {
         "nothing may change"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_run_lands_in_the_journal_with_its_steps() {
+    let fixture = Fixture::new().await;
+    let inventory = fixture.inventory("lab.yaml", identity);
+    assert_eq!(fixture.kiln(&inventory, &["apply"]).await.code, Some(0));
+    let runs = fixture.kiln(&inventory, &["runs", "-o", "json"]).await;
+    assert_eq!(runs.code, Some(0), "{}", runs.stderr);
+    let listed: serde_json::Value = serde_json::from_str(&runs.stdout).expect("JSON");
+    let run = &listed["runs"][0];
+    assert_eq!(run["command"], "apply", "{listed:#}");
+    assert_eq!(run["outcome"], "succeeded", "{listed:#}");
+    let id = run["id"].as_str().expect("id").to_owned();
+    let shown = fixture
+        .kiln(&inventory, &["runs", "show", &id, "-o", "json"])
+        .await;
+    assert_eq!(shown.code, Some(0), "{}", shown.stderr);
+    let detail: serde_json::Value = serde_json::from_str(&shown.stdout).expect("JSON");
+    let nodes = detail["nodes"].as_array().expect("nodes");
+    let steps: Vec<usize> = nodes
+        .iter()
+        .map(|node| node["steps"].as_array().map_or(0, Vec::len))
+        .collect();
+    assert_eq!(
+        steps,
+        [5, 5, 5],
+        "clone, configure, resize, start, wait_ip per node: {detail:#}"
+    );
+}

@@ -8,13 +8,12 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use kiln::engine::{
-    Context, EventSink, RunLabel, RunOutcome, Timeouts, execute, observe, proxmox_client,
+    Context, EventSink, Fanout, RunLabel, RunOutcome, Timeouts, execute, observe, proxmox_client,
 };
+use kiln::journal::Journal;
 use kiln::plan::{ObservedVm, Plan, PlanError, ownership_tag};
 use kiln::proxmox::ProxmoxClient;
-use kiln::secrets::{
-    ClusterSecrets, Dirs, LockError, LockRequest, RunLock, SecretStore, cluster_ssh_keypair,
-};
+use kiln::secrets::{ClusterSecrets, Dirs, LockError, LockRequest, RunLock, SecretStore};
 use kiln_cloud_init::SshPublicKey;
 use kiln_inventory::Inventory;
 use sha2::{Digest, Sha256};
@@ -34,6 +33,7 @@ pub struct Session<'a> {
     secrets: ClusterSecrets,
     lock: RunLock,
     client: ProxmoxClient,
+    journal: Arc<Journal>,
 }
 
 /// How a phase of a command went.
@@ -52,7 +52,9 @@ impl<'a> Session<'a> {
         let bytes = std::fs::read(&global.inventory)
             .with_context(|| format!("cannot read {}", global.inventory.display()))?;
         let inventory_hash = hex::encode(Sha256::digest(bytes));
-        let secrets = ClusterSecrets::open(&inventory, &Dirs::from_env()?).await?;
+        let dirs = Dirs::from_env()?;
+        let secrets = ClusterSecrets::open(&inventory, &dirs).await?;
+        let journal = Arc::new(Journal::open(&dirs)?);
         let request = LockRequest::new(inventory.cluster.name.as_str(), &format!("kiln {command}"));
         let lock = match secrets.store().lock(request).await {
             Ok(lock) => lock,
@@ -83,6 +85,7 @@ impl<'a> Session<'a> {
             secrets,
             lock,
             client,
+            journal,
         }))
     }
 
@@ -90,8 +93,12 @@ impl<'a> Session<'a> {
         &self.inventory
     }
 
+    /// Writes out the journal and releases the lock.
     pub async fn release(self) -> anyhow::Result<()> {
+        let journal = self.journal.clone();
+        let recorded = tokio::task::spawn_blocking(move || journal.close()).await?;
         self.lock.release().await?;
+        recorded?;
         Ok(())
     }
 
@@ -168,6 +175,14 @@ impl<'a> Session<'a> {
             let observed = observe(&self.client, &self.inventory)
                 .await
                 .context("cannot read the VMs from Proxmox")?;
+            // A clone in flight is only a temporary config (no tag, no
+            // marker) named like its node, so wait on those too.
+            let node_names: Vec<&str> = self
+                .inventory
+                .nodes
+                .iter()
+                .map(|node| node.name.as_str())
+                .collect();
             let locked: Vec<String> = observed
                 .iter()
                 .filter(|vm| {
@@ -176,6 +191,7 @@ impl<'a> Session<'a> {
                             .config
                             .as_ref()
                             .is_some_and(|config| config.marker.is_some())
+                        || node_names.contains(&vm.name.as_str())
                 })
                 .filter_map(|vm| {
                     vm.lock
@@ -194,13 +210,13 @@ impl<'a> Session<'a> {
     async fn context(&self) -> anyhow::Result<Arc<Context>> {
         let authorized_keys = match &self.inventory.ssh {
             Some(_) => {
-                let pair = cluster_ssh_keypair(self.secrets.store(), &self.inventory).await?;
+                let pair = self.secrets.ssh_keypair(&self.inventory).await?;
                 vec![pair.public_key.parse::<SshPublicKey>()?]
             }
             None => Vec::new(),
         };
-        let run = uuid::Uuid::parse_str(&self.lock.holder().run_id)
-            .unwrap_or_else(|_| uuid::Uuid::now_v7());
+        // Each phase (rebuild has two) is a run of its own in the journal.
+        let run = uuid::Uuid::now_v7();
         Ok(Arc::new(Context {
             client: self.client.clone(),
             inventory: self.inventory.clone(),
@@ -225,10 +241,11 @@ impl<'a> Session<'a> {
     }
 
     fn sink(&self) -> Arc<dyn EventSink> {
-        match self.global.output {
+        let progress: Arc<dyn EventSink> = match self.global.output {
             OutputFormat::Json => Arc::new(progress::JsonEvents),
             OutputFormat::Text => Arc::new(progress::PlainLines::new()),
-        }
+        };
+        Arc::new(Fanout(vec![progress, self.journal.clone()]))
     }
 }
 

@@ -85,3 +85,15 @@ mod unix_millis {
         serializer.serialize_u128(millis)
     }
 }
+
+/// Sends every event to several sinks: progress for the person, the
+/// journal for the record.
+pub struct Fanout(pub Vec<std::sync::Arc<dyn EventSink>>);
+
+impl EventSink for Fanout {
+    fn emit(&self, event: &Event) {
+        for sink in &self.0 {
+            sink.emit(event);
+        }
+    }
+}

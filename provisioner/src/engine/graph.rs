@@ -26,6 +26,9 @@ pub struct Step {
     pub after: Vec<StepId>,
     /// Past this the step fails, naming the node, the step and the time.
     pub timeout: Duration,
+    /// An interrupt stops it at once: it only waits, so stopping leaves
+    /// nothing half-done (a Proxmox task is always let finish).
+    pub abortable: bool,
     pub run: Box<dyn FnOnce() -> StepFuture + Send>,
 }
 
@@ -78,26 +81,41 @@ impl Graph {
         let started = Instant::now();
         let mut execution = Execution::new(self, run, sink);
         let mut running: JoinSet<(usize, Result<(), String>)> = JoinSet::new();
-        let mut tasks: HashMap<tokio::task::Id, usize> = HashMap::new();
+        let mut tasks: HashMap<tokio::task::Id, (usize, tokio::task::AbortHandle, bool)> =
+            HashMap::new();
         let mut interrupted = *interrupt.borrow();
         loop {
             if !interrupted {
                 for (index, step) in execution.take_ready() {
-                    tasks.insert(running.spawn(timed(index, step)).id(), index);
+                    let abortable = step.abortable;
+                    let handle = running.spawn(timed(index, step));
+                    tasks.insert(handle.id(), (index, handle, abortable));
                 }
             }
             let finished = tokio::select! {
                 finished = running.join_next_with_id() => finished,
                 changed = interrupt.changed(), if !interrupted => {
                     interrupted = changed.is_err() || *interrupt.borrow();
+                    if interrupted {
+                        for (_, handle, abortable) in tasks.values() {
+                            if *abortable {
+                                handle.abort();
+                            }
+                        }
+                    }
                     continue;
                 }
             };
             match finished {
                 Some(Ok((_, (index, result)))) => execution.finish(index, result),
                 Some(Err(error)) => {
-                    if let Some(index) = tasks.get(&error.id()) {
-                        execution.finish(*index, Err(format!("the step crashed: {error}")));
+                    if let Some((index, _, _)) = tasks.get(&error.id()) {
+                        if error.is_cancelled() {
+                            execution
+                                .skip(*index, "stopped by the interrupt (it was only waiting)");
+                        } else {
+                            execution.finish(*index, Err(format!("the step crashed: {error}")));
+                        }
                     }
                 }
                 None => break,

@@ -13,6 +13,6 @@ mod steps;
 pub use apply::{RunLabel, execute};
 pub use connect::{ConnectError, proxmox_client};
 pub use context::{Context, Timeouts};
-pub use events::{Event, EventSink, RunOutcome, StepOutcome};
+pub use events::{Event, EventSink, Fanout, RunOutcome, StepOutcome};
 pub use graph::{Graph, GraphReport, Step, StepFailure, StepFuture, StepId};
 pub use observe::{observe, observed_config};

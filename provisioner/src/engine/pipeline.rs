@@ -66,6 +66,9 @@ fn add_destroy(
     )
 }
 
+/// The one step that only waits (for the guest agent's address).
+const WAIT_STEP: &str = "wait_ip";
+
 fn step(
     node: &str,
     name: &'static str,
@@ -78,6 +81,7 @@ fn step(
         name,
         after,
         timeout,
+        abortable: name == WAIT_STEP,
         run: Box::new(move || Box::pin(work)),
     }
 }
@@ -164,7 +168,7 @@ fn add_node(
             );
             vm_step(
                 graph,
-                "wait_ip",
+                WAIT_STEP,
                 Some(started),
                 timeouts.boot,
                 steps::wait_for_address,
@@ -215,7 +219,7 @@ fn add_node(
             };
             vm_step(
                 graph,
-                "wait_ip",
+                WAIT_STEP,
                 Some(powered),
                 timeouts.boot,
                 steps::wait_for_address,

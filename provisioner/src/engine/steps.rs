@@ -89,8 +89,14 @@ pub async fn configure(
     let user_data = CloudConfig::for_node(inventory, node, &input);
     let cloud_init = ProxmoxConfig::native(inventory, node, &input, &user_data);
     let network = &inventory.network;
+    let current = client
+        .vm_config(&wanted.pve_node, vmid)
+        .await
+        .map_err(|error| error.to_string())?;
+    // Without a MAC in net0, Proxmox makes a new one: keep the VM's own
+    // unless the inventory fixes it (the guest matches its NIC by MAC).
     let net0 = NetDevice {
-        mac: wanted.mac.clone(),
+        mac: wanted.mac.clone().or_else(|| current.mac(0)),
         vlan_tag: network.vlan,
         ..NetDevice::virtio(network.bridge.clone())
     };
@@ -114,10 +120,7 @@ pub async fn configure(
             _ => update.raw(key, &value),
         };
     }
-    let current = client
-        .vm_config(&wanted.pve_node, vmid)
-        .await
-        .map_err(|error| error.to_string())?;
+
     for disk in wanted
         .disks
         .iter()

@@ -44,6 +44,7 @@ fn step(
         name,
         after,
         timeout: Duration::from_secs(5),
+        abortable: false,
         run: Box::new(move || Box::pin(work)),
     }
 }
@@ -140,5 +141,30 @@ async fn an_interrupt_lets_running_steps_finish_and_starts_nothing_new() {
                 StepOutcome::Skipped("the run was interrupted".to_owned())
             ),
         ]
+    );
+}
+
+#[tokio::test]
+async fn an_interrupt_stops_a_step_that_only_waits() {
+    let (interrupt, receiver) = watch::channel(false);
+    let mut graph = Graph::default();
+    let mut waiting = step("a", "wait_ip", vec![], std::future::pending());
+    waiting.abortable = true;
+    graph.add(waiting);
+    let recorder = Arc::new(Recorder::default());
+    let running = tokio::spawn(graph.run(Uuid::now_v7(), recorder.clone(), receiver));
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    interrupt.send(true).expect("send");
+    let report = tokio::time::timeout(Duration::from_secs(2), running)
+        .await
+        .expect("the wait was stopped")
+        .expect("join");
+    assert_eq!(report.outcome, RunOutcome::Interrupted);
+    assert_eq!(
+        recorder.finished(),
+        [(
+            "a/wait_ip".to_owned(),
+            StepOutcome::Skipped("stopped by the interrupt (it was only waiting)".to_owned())
+        )]
     );
 }
