@@ -82,7 +82,10 @@ fn ensure_packages() -> anyhow::Result<()> {
 }
 
 fn names<'a>(packages: impl Iterator<Item = &'a Package>) -> String {
-    packages.map(|package| package.name).collect::<Vec<_>>().join(", ")
+    packages
+        .map(|package| package.name)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn is_root() -> bool {
@@ -110,18 +113,32 @@ fn ensure_venv() -> anyhow::Result<PathBuf> {
         .with_context(|| format!("cannot read {}", requirements.display()))?;
     let stamp = venv.join(".kiln-requirements.sha256");
     let digest = hex::encode(Sha256::digest(&wanted));
-    if std::fs::read_to_string(&stamp).is_ok_and(|installed| installed == digest) && bin.join("python3").exists() {
+    if std::fs::read_to_string(&stamp).is_ok_and(|installed| installed == digest)
+        && bin.join("python3").exists()
+    {
         println!("xtask: Python tools present in .venv");
         return Ok(bin);
     }
-    println!("xtask: installing Python tools into .venv — OpenBao (`bao`) for the secrets tests, proxmoxer for the lab's third-party client test");
+    println!(
+        "xtask: installing Python tools into .venv — OpenBao (`bao`) for the secrets tests, proxmoxer for the lab's third-party client test"
+    );
     if !bin.join("python3").exists() {
         let venv_path = venv.to_string_lossy().into_owned();
         run("python3", &["-m", "venv", &venv_path], &[])?;
     }
     let pip = bin.join("pip").to_string_lossy().into_owned();
     let requirements_path = requirements.to_string_lossy().into_owned();
-    run(&pip, &["install", "-q", "--disable-pip-version-check", "-r", &requirements_path], &[])?;
+    run(
+        &pip,
+        &[
+            "install",
+            "-q",
+            "--disable-pip-version-check",
+            "-r",
+            &requirements_path,
+        ],
+        &[],
+    )?;
     std::fs::write(&stamp, digest).with_context(|| format!("cannot write {}", stamp.display()))?;
     Ok(bin)
 }

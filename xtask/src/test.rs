@@ -19,7 +19,18 @@ pub fn run_all(nextest_args: &[String]) -> anyhow::Result<()> {
         ("KILN_BAO", bao.as_os_str()),
     ];
     run("cargo", &["fmt", "--all", "--", "--check"], &env)?;
-    run("cargo", &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"], &env)?;
+    run(
+        "cargo",
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+        &env,
+    )?;
     let mut nextest = vec!["nextest", "run", "--workspace", "--profile", "ci"];
     nextest.extend(nextest_args.iter().map(String::as_str));
     run("cargo", &nextest, &env)?;

@@ -371,7 +371,11 @@ fn an_untagged_clone_with_kilns_cloned_marker_is_a_left_over_to_replace() {
     let inventory = inventory(INVENTORY);
     let mut observed = converged(&inventory);
     observed[0].tags.clear();
-    if let Some(marker) = observed[0].config.as_mut().and_then(|config| config.marker.as_mut()) {
+    if let Some(marker) = observed[0]
+        .config
+        .as_mut()
+        .and_then(|config| config.marker.as_mut())
+    {
         marker.stage = Stage::Cloned;
     }
     let plan = plan(&inventory, &observed, &PlanOptions::default()).expect("plan");
@@ -384,5 +388,8 @@ fn an_untagged_vm_with_a_ready_marker_is_not_kiln_s_any_more() {
     let mut observed = converged(&inventory);
     observed[0].tags.clear();
     let errors = plan(&inventory, &observed, &PlanOptions::default()).expect_err("foreign");
-    assert!(matches!(&errors[..], [PlanError::NameTakenByForeignVm { name, .. }] if name == "a"), "{errors:?}");
+    assert!(
+        matches!(&errors[..], [PlanError::NameTakenByForeignVm { name, .. }] if name == "a"),
+        "{errors:?}"
+    );
 }
