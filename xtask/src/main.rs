@@ -2,6 +2,7 @@
 //!
 //! `cargo xtask test` is the one gate CI runs: it installs what the tests
 //! need (saying what and why), then runs fmt, clippy, nextest and doctests.
+//! `cargo xtask bench` prints the performance figures.
 
 mod command;
 mod setup;
@@ -29,6 +30,8 @@ enum Task {
     },
     /// Install what the tests need, and nothing else.
     Setup,
+    /// Measure and print the performance figures (optimized build).
+    Bench,
 }
 
 fn main() -> ExitCode {
@@ -36,6 +39,7 @@ fn main() -> ExitCode {
     let result = match cli.task {
         Task::Test { nextest_args } => test::run_all(&nextest_args),
         Task::Setup => setup::ensure_all().map(drop),
+        Task::Bench => command::run("cargo", &["bench", "-p", "kiln", "--bench", "engine"], &[]),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
