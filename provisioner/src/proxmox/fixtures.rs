@@ -1,4 +1,5 @@
-//! Every recorded PVE response in `shared/reference/proxmox/fixtures/`
+//! Every recorded PVE response in `provisioner/fixtures/proxmox/` (copied from the
+//! project's shared reference data, with its provenance README)
 //! parses into the client's types (one table entry per file; a new file
 //! without an entry fails the coverage test).
 
@@ -19,7 +20,7 @@ use super::upid::Upid;
 use super::vm::VmStatus;
 
 fn dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/reference/proxmox/fixtures")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/proxmox")
 }
 
 fn body(name: &str) -> Vec<u8> {
