@@ -16,7 +16,7 @@ use secrecy::SecretString;
 use serde_json::json;
 use zeroize::Zeroizing;
 
-use super::{Exit, GlobalArgs, OutputFormat};
+use super::{Exit, GlobalArgs, OutputFormat, load};
 
 #[derive(Debug, Args)]
 pub struct SecretsArgs {
@@ -47,14 +47,10 @@ pub enum SecretsCommand {
 }
 
 pub fn run(global: &GlobalArgs, args: &SecretsArgs) -> anyhow::Result<Exit> {
-    let inventory = match kiln_inventory::load(&global.inventory) {
-        Ok(inventory) => inventory,
-        Err(error) => {
-            eprint!("{}", error.render(false));
-            return Ok(Exit::Failure);
-        }
+    let Some(inventory) = load::inventory(global) else {
+        return Ok(Exit::Failure);
     };
-    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let runtime = load::runtime()?;
     runtime.block_on(async {
         let dirs = Dirs::from_env()?;
         let secrets = ClusterSecrets::open(&inventory, &dirs).await?;

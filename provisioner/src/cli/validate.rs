@@ -1,13 +1,11 @@
-use std::io::IsTerminal;
-
 use serde_json::json;
 
-use super::{Exit, GlobalArgs, OutputFormat};
+use super::{Exit, GlobalArgs, OutputFormat, load};
 
 pub fn run(global: &GlobalArgs) -> anyhow::Result<Exit> {
     tracing::debug!(inventory = %global.inventory.display(), "validating");
-    match kiln_inventory::load(&global.inventory) {
-        Ok(inventory) => {
+    match load::inventory(global) {
+        Some(inventory) => {
             let vms = inventory.nodes.iter().filter(|node| node.is_vm()).count();
             let bare_metal = inventory.nodes.len() - vms;
             match global.output {
@@ -32,29 +30,6 @@ pub fn run(global: &GlobalArgs) -> anyhow::Result<Exit> {
             }
             Ok(Exit::Success)
         }
-        Err(error) => {
-            match global.output {
-                OutputFormat::Json => println!(
-                    "{}",
-                    json!({
-                        "valid": false,
-                        "file": global.inventory.display().to_string(),
-                        "errors": error.located(),
-                    })
-                ),
-                OutputFormat::Text => {
-                    let stderr = std::io::stderr();
-                    let color = stderr.is_terminal() && std::env::var_os("NO_COLOR").is_none();
-                    eprint!("{}", error.render(color));
-                    let count = error.len();
-                    eprintln!(
-                        "{}: {count} error{} found",
-                        global.inventory.display(),
-                        if count == 1 { "" } else { "s" }
-                    );
-                }
-            }
-            Ok(Exit::Failure)
-        }
+        None => Ok(Exit::Failure),
     }
 }
