@@ -243,6 +243,9 @@ impl<'a> Session<'a> {
     fn sink(&self) -> Arc<dyn EventSink> {
         let progress: Arc<dyn EventSink> = match self.global.output {
             OutputFormat::Json => Arc::new(progress::JsonEvents),
+            OutputFormat::Text if progress::live(self.global.progress) => {
+                Arc::new(progress::LiveLines::new())
+            }
             OutputFormat::Text => Arc::new(progress::PlainLines::new()),
         };
         Arc::new(Fanout(vec![progress, self.journal.clone()]))
