@@ -74,7 +74,7 @@ fn a_wrong_document_is_rejected_by_the_same_check() {
 /// as JSON): no quoting, folding or YAML 1.1 surprise changes a value.
 #[test]
 fn pyyaml_reads_exactly_the_rendered_values() {
-    let python = common::tool("python3", "python3-yaml");
+    let python = common::cloud_init_python();
     let dir = tempfile::tempdir().expect("tempdir");
     let mut files = Vec::new();
     let mut expected = Vec::new();

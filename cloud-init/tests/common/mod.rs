@@ -119,6 +119,21 @@ pub fn tool(name: &str, debian_package: &str) -> PathBuf {
     })
 }
 
+/// The Python that cloud-init itself runs with (its script's shebang): the
+/// YAML library that matters is the one cloud-init imports, whatever other
+/// `python3` comes first on `PATH` (xtask puts the project's venv there).
+pub fn cloud_init_python() -> PathBuf {
+    let script = tool("cloud-init", "cloud-init");
+    let text = std::fs::read_to_string(&script).expect("read the cloud-init script");
+    let interpreter = text
+        .lines()
+        .next()
+        .and_then(|line| line.strip_prefix("#!"))
+        .and_then(|line| line.split_whitespace().next())
+        .unwrap_or_else(|| panic!("{} has no #! line naming its Python", script.display()));
+    PathBuf::from(interpreter)
+}
+
 /// Every seed the examples render, with the plain and the full input:
 /// `(label, seed)`.
 pub fn all_seeds() -> Vec<(String, kiln_cloud_init::NodeSeed)> {

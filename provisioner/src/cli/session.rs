@@ -175,8 +175,8 @@ impl<'a> Session<'a> {
             let observed = observe(&self.client, &self.inventory)
                 .await
                 .context("cannot read the VMs from Proxmox")?;
-            // A clone in flight is only a temporary config (no tag, no
-            // marker) named like its node, so wait on those too.
+            // A clone in flight is only a temporary config (no name, tag or
+            // marker yet), so wait for every clone lock too: they all end.
             let node_names: Vec<&str> = self
                 .inventory
                 .nodes
@@ -192,6 +192,7 @@ impl<'a> Session<'a> {
                             .as_ref()
                             .is_some_and(|config| config.marker.is_some())
                         || node_names.contains(&vm.name.as_str())
+                        || vm.lock.as_deref() == Some("clone")
                 })
                 .filter_map(|vm| {
                     vm.lock
