@@ -166,23 +166,18 @@ pub async fn resize(
     Ok(())
 }
 
+/// Starts the VM unless it already runs ("already running" is success).
 pub async fn start(
     context: Arc<Context>,
     wanted: Arc<DesiredVm>,
     slot: Arc<NodeSlot>,
 ) -> Result<(), String> {
     let vmid = slot.vmid()?;
-    let client = &context.client;
-    let status = client
-        .vm_status(&wanted.pve_node, vmid)
+    context
+        .client
+        .ensure_running(&wanted.pve_node, vmid)
         .await
         .map_err(|error| error.to_string())?;
-    if !status.is_running() {
-        client
-            .run(|| client.start(&wanted.pve_node, vmid))
-            .await
-            .map_err(|error| error.to_string())?;
-    }
     Ok(())
 }
 
