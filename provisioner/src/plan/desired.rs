@@ -95,21 +95,57 @@ pub fn desired_vms(inventory: &Inventory) -> Vec<DesiredVm> {
         .collect()
 }
 
-/// A short hash of everything kiln configures on the VM: its own settings
-/// and the network and login settings cloud-init writes into it.
+/// A short hash of what cloud-init applies only at a VM's first boot: its
+/// addresses, gateways, DNS, names and login user. Settings Proxmox changes
+/// in place (cores, memory, disks, tags) and what the VM was cloned from are
+/// compared on their own, so they stay out; and the input is spelled out
+/// field by field, so a new kiln version does not change every fingerprint
+/// (which would replace every VM).
 fn fingerprint(vm: &DesiredVm, inventory: &Inventory) -> String {
     let network = &inventory.network;
-    let shared = serde_json::json!({
-        "bridge": network.bridge,
-        "vlan": network.vlan,
-        "gateway": network.ipv4.gateway.to_string(),
-        "gateway6": network.ipv6.as_ref().and_then(|v6| v6.gateway).map(|gateway| gateway.to_string()),
-        "dns": network.dns.iter().map(ToString::to_string).collect::<Vec<_>>(),
-        "search_domain": network.search_domain.as_ref().map(ToString::to_string),
-        "domain": inventory.cluster.domain.as_ref().map(ToString::to_string),
-        "ssh_user": inventory.ssh.as_ref().map(|ssh| ssh.user.clone()),
-    });
-    let settings = serde_json::json!({ "vm": vm, "network": shared });
-    let digest = Sha256::digest(settings.to_string().as_bytes());
-    hex::encode(&digest[..8])
+    let text = |value: Option<String>| value.unwrap_or_default();
+    let lines = [
+        ("format", "1".to_owned()),
+        ("node", vm.node.clone()),
+        ("ipv4", vm.ipv4.clone()),
+        ("ipv6", text(vm.ipv6.clone())),
+        ("mac", text(vm.mac.clone())),
+        ("gateway", network.ipv4.gateway.to_string()),
+        (
+            "gateway6",
+            text(
+                network
+                    .ipv6
+                    .as_ref()
+                    .and_then(|v6| v6.gateway)
+                    .map(|gateway| gateway.to_string()),
+            ),
+        ),
+        (
+            "dns",
+            network
+                .dns
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
+        (
+            "search_domain",
+            text(network.search_domain.as_ref().map(ToString::to_string)),
+        ),
+        (
+            "domain",
+            text(inventory.cluster.domain.as_ref().map(ToString::to_string)),
+        ),
+        (
+            "ssh_user",
+            text(inventory.ssh.as_ref().map(|ssh| ssh.user.clone())),
+        ),
+    ];
+    let mut hasher = Sha256::new();
+    for (key, value) in lines {
+        hasher.update(format!("{key}={value}\n").as_bytes());
+    }
+    hex::encode(&hasher.finalize()[..8])
 }

@@ -393,3 +393,22 @@ fn an_untagged_vm_with_a_ready_marker_is_not_kiln_s_any_more() {
         "{errors:?}"
     );
 }
+
+#[test]
+fn the_fingerprint_follows_first_boot_settings_only() {
+    let base = desired_vms(&inventory(INVENTORY));
+    let more_cores = desired_vms(&inventory(&INVENTORY.replace("cores: 2", "cores: 8")));
+    assert_eq!(
+        base[0].fingerprint, more_cores[0].fingerprint,
+        "cores change in place"
+    );
+    let other_dns = desired_vms(&inventory(&INVENTORY.replace(
+        "gateway: 10.0.0.1}}",
+        "gateway: 10.0.0.1}, dns: [10.0.0.53]}",
+    )));
+    assert_ne!(
+        base[0].fingerprint, other_dns[0].fingerprint,
+        "DNS is written at first boot"
+    );
+    assert_eq!(base[0].fingerprint.len(), 16);
+}
