@@ -8,3 +8,4 @@ pub mod journal;
 pub mod plan;
 pub mod proxmox;
 pub mod secrets;
+pub mod ssh;

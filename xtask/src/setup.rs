@@ -28,6 +28,11 @@ const PACKAGES: &[Package] = &[
         probe: "/usr/bin/genisoimage",
         why: "builds and inspects NoCloud `cidata` ISOs",
     },
+    Package {
+        name: "openssh-server",
+        probe: "/usr/sbin/sshd",
+        why: "the SSH tests run a real sshd on loopback (and ssh-keygen, ssh-keyscan from openssh-client)",
+    },
 ];
 
 /// Where the Python tools live, for the tests to find them.
