@@ -33,6 +33,36 @@ const PACKAGES: &[Package] = &[
         probe: "/usr/sbin/sshd",
         why: "the SSH tests run a real sshd on loopback (and ssh-keygen, ssh-keyscan from openssh-client)",
     },
+    Package {
+        name: "debootstrap",
+        probe: "/usr/sbin/debootstrap",
+        why: "builds the golden image's root filesystem from Debian packages",
+    },
+    Package {
+        name: "fdisk",
+        probe: "/usr/sbin/sfdisk",
+        why: "`sfdisk` writes the golden image's partition table",
+    },
+    Package {
+        name: "e2fsprogs",
+        probe: "/usr/sbin/debugfs",
+        why: "`mkfs.ext4 -d` fills the golden image's filesystem; `debugfs` inspects it",
+    },
+    Package {
+        name: "grub-pc-bin",
+        probe: "/usr/lib/grub/i386-pc/boot.img",
+        why: "grub's boot.img and `grub-mkimage` make the golden image BIOS-bootable",
+    },
+    Package {
+        name: "qemu-utils",
+        probe: "/usr/bin/qemu-img",
+        why: "`qemu-img` converts the golden image to qcow2",
+    },
+    Package {
+        name: "qemu-system-x86",
+        probe: "/usr/bin/qemu-system-x86_64",
+        why: "boots the golden image in the boot test",
+    },
 ];
 
 /// Where the Python tools live, for the tests to find them.

@@ -4,6 +4,7 @@
 mod apply;
 mod completions;
 mod destroy;
+mod image;
 mod load;
 mod node;
 mod plan;
@@ -100,6 +101,8 @@ pub enum Command {
     Node(node::NodeArgs),
     /// The journal's history: past runs, and one run's timeline and phase times.
     Runs(runs::RunsArgs),
+    /// Golden images: build one offline, list the catalog and the cache.
+    Image(image::ImageArgs),
     /// Print shell completions.
     Completions {
         #[arg(value_enum)]
@@ -147,5 +150,6 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Runs(args) => runs::run(&cli.global, &args),
         Command::Secrets(args) => secrets::run(&cli.global, &args),
         Command::Render(args) => render::run(&cli.global, &args),
+        Command::Image(args) => image::run(&cli.global, &args),
     }
 }
