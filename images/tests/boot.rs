@@ -106,6 +106,14 @@ fn golden_image_boots_through_grub_to_cloud_init_final() {
         text.contains("kiln-boot-test"),
         "hostname from meta-data not applied:\n{text}"
     );
+    assert!(
+        text.contains("BEGIN SSH HOST KEY FINGERPRINTS"),
+        "cloud-init made no host keys:\n{text}"
+    );
+    assert!(
+        text.contains("OpenBSD Secure Shell server"),
+        "sshd not started:\n{text}"
+    );
 }
 
 fn read(path: &Path) -> String {
