@@ -111,9 +111,37 @@ fn ensure_packages() -> anyhow::Result<()> {
         }
     };
     apt(&["update", "-q"])?;
-    let mut install = vec!["install", "-y", "-q", "--no-install-recommends"];
-    install.extend(missing.iter().map(|package| package.name));
-    apt(&install)
+    let mut install: Vec<String> = ["install", "-y", "-q", "--no-install-recommends"]
+        .map(str::to_owned)
+        .to_vec();
+    install.extend(missing.iter().map(|package| package.name.to_owned()));
+    if missing.iter().any(|package| QEMU.contains(&package.name)) {
+        pin_qemu_to_the_release(&mut install)?;
+    }
+    apt(&install.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+/// QEMU's packages must come from one release: some machine images carry a
+/// backported `qemu-utils` that `Breaks` the release's `qemu-system-x86`.
+const QEMU: [&str; 2] = ["qemu-utils", "qemu-system-x86"];
+
+/// Installs both QEMU packages from the distribution's own release
+/// (`qemu-utils/bookworm`), replacing a mismatched backport.
+fn pin_qemu_to_the_release(install: &mut Vec<String>) -> anyhow::Result<()> {
+    let os_release =
+        std::fs::read_to_string("/etc/os-release").context("cannot read /etc/os-release")?;
+    let codename = os_release
+        .lines()
+        .find_map(|line| line.strip_prefix("VERSION_CODENAME="))
+        .map(|name| name.trim_matches('"').to_owned())
+        .context("/etc/os-release names no VERSION_CODENAME")?;
+    install.retain(|name| !QEMU.contains(&name.as_str()));
+    install.extend(QEMU.iter().map(|name| format!("{name}/{codename}")));
+    install.push("--allow-downgrades".to_owned());
+    println!(
+        "xtask: installing QEMU from {codename} itself (a backported qemu-utils would block qemu-system-x86)"
+    );
+    Ok(())
 }
 
 fn names<'a>(packages: impl Iterator<Item = &'a Package>) -> String {
