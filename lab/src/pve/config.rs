@@ -189,19 +189,12 @@ pub(crate) async fn post(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
         let mut state = ctx.cluster.lock();
         check_unlocked(vm_of(&state, ctx)?)?;
         let (node, vmid, params) = (ctx.node().to_string(), ctx.vmid(), ctx.params.clone());
-        let injected = ctx.injected(vmid, "local-lvm");
-        ctx.cluster.spawn_task(
+        ctx.spawn_vm_task(
             &mut state,
-            ctx.node(),
             "qmconfig",
-            &vmid.to_string(),
-            ctx.caller,
-            ctx.task_duration(),
-            injected,
-            move |cluster, injected| async move {
-                if let Some(message) = injected {
-                    return Err(message);
-                }
+            vmid,
+            "local-lvm",
+            move |cluster| async move {
                 let mut state = cluster.lock();
                 apply(&mut state, &node, vmid, &params).map_err(|e| e.message())
             },

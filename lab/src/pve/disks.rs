@@ -141,19 +141,13 @@ pub(crate) fn resize(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
         return Err(ApiError::fail("shrinking disks is not supported"));
     }
     let (node, vmid) = (ctx.node().to_string(), ctx.vmid());
-    let injected = ctx.injected(vmid, volid.split(':').next().unwrap_or_default());
-    let upid = ctx.cluster.spawn_task(
+    let storage = volid.split(':').next().unwrap_or_default().to_owned();
+    let upid = ctx.spawn_vm_task(
         &mut state,
-        ctx.node(),
         "resize",
-        &vmid.to_string(),
-        ctx.caller,
-        ctx.task_duration(),
-        injected,
-        move |cluster, injected| async move {
-            if let Some(message) = injected {
-                return Err(message);
-            }
+        vmid,
+        &storage,
+        move |cluster| async move {
             let mut state = cluster.lock();
             if let Some(volume) = state
                 .volumes

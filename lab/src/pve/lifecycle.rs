@@ -91,19 +91,12 @@ pub(crate) fn destroy(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
         )));
     }
     let unreferenced = ctx.flag("destroy-unreferenced-disks").unwrap_or(false);
-    let injected = ctx.injected(vmid, "local-lvm");
-    let upid = ctx.cluster.spawn_task(
+    let upid = ctx.spawn_vm_task(
         &mut state,
-        ctx.node(),
         "qmdestroy",
-        &vmid.to_string(),
-        ctx.caller,
-        ctx.task_duration(),
-        injected,
-        move |cluster, injected| async move {
-            if let Some(message) = injected {
-                return Err(message);
-            }
+        vmid,
+        "local-lvm",
+        move |cluster| async move {
             let mut state = cluster.lock();
             // A base volume with linked clones stays (pve-storage `vdisk_free`).
             let in_use = state.volumes.iter().find_map(|v| {
@@ -158,19 +151,12 @@ pub(crate) fn template(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
             "you can't convert a VM to template if VM is running",
         ));
     }
-    let injected = ctx.injected(vmid, "local-lvm");
-    let upid = ctx.cluster.spawn_task(
+    let upid = ctx.spawn_vm_task(
         &mut state,
-        ctx.node(),
         "qmtemplate",
-        &vmid.to_string(),
-        ctx.caller,
-        ctx.task_duration(),
-        injected,
-        move |cluster, injected| async move {
-            if let Some(message) = injected {
-                return Err(message);
-            }
+        vmid,
+        "local-lvm",
+        move |cluster| async move {
             let mut state = cluster.lock();
             let Some(vm) = state.vms.get(&vmid).cloned() else {
                 return Err(format!("VM {vmid} does not exist"));

@@ -14,6 +14,7 @@ pub(crate) mod tasks;
 pub(crate) mod vm;
 
 use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -26,6 +27,7 @@ use crate::backend::Backend;
 use crate::faults::{FaultKind, FaultPlan, StorageLockConfig};
 use crate::schema::ApiSchema;
 use state::{State, Vm};
+use tasks::TaskResult;
 
 /// The simulated PVE cluster.
 pub(crate) struct Cluster {
@@ -147,6 +149,39 @@ impl Ctx<'_> {
     /// The task error a fault plan injects, worded for this VM and storage.
     pub(crate) fn injected(&self, vmid: u32, storage: &str) -> Option<String> {
         self.plan.task_error.map(|k| k.message(Some(vmid), storage))
+    }
+
+    /// Starts a task of `kind` for VM `vmid` on this request's node. A task
+    /// error the fault plan injects fails it before `work` runs, as a PVE
+    /// task that dies early does.
+    pub(crate) fn spawn_vm_task<F, Fut>(
+        &self,
+        state: &mut State,
+        kind: &str,
+        vmid: u32,
+        storage: &str,
+        work: F,
+    ) -> String
+    where
+        F: FnOnce(Arc<Cluster>) -> Fut + Send + 'static,
+        Fut: Future<Output = TaskResult> + Send + 'static,
+    {
+        let injected = self.injected(vmid, storage);
+        self.cluster.spawn_task(
+            state,
+            self.node(),
+            kind,
+            &vmid.to_string(),
+            self.caller,
+            self.task_duration(),
+            injected,
+            move |cluster, injected| async move {
+                match injected {
+                    Some(message) => Err(message),
+                    None => work(cluster).await,
+                }
+            },
+        )
     }
 }
 

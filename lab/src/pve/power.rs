@@ -79,19 +79,12 @@ pub(crate) fn start(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
     if vm.is_template() {
         return Err(ApiError::fail("you can't start a vm if it's a template"));
     }
-    let injected = ctx.injected(vmid, "local-lvm");
-    let upid = ctx.cluster.spawn_task(
+    let upid = ctx.spawn_vm_task(
         &mut state,
-        ctx.node(),
         "qmstart",
-        &vmid.to_string(),
-        ctx.caller,
-        ctx.task_duration(),
-        injected,
-        move |cluster, injected| async move {
-            if let Some(message) = injected {
-                return Err(message);
-            }
+        vmid,
+        "local-lvm",
+        move |cluster| async move {
             let running = cluster.lock().vms.get(&vmid).is_some_and(|vm| vm.running);
             if running {
                 return Err(format!("VM {vmid} already running"));
@@ -153,19 +146,12 @@ pub(crate) fn reboot(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
     if !vm.running {
         return Err(ApiError::fail(format!("VM {vmid} not running")));
     }
-    let injected = ctx.injected(vmid, "local-lvm");
-    let upid = ctx.cluster.spawn_task(
+    let upid = ctx.spawn_vm_task(
         &mut state,
-        ctx.node(),
         "qmreboot",
-        &vmid.to_string(),
-        ctx.caller,
-        ctx.task_duration(),
-        injected,
-        move |cluster, injected| async move {
-            if let Some(message) = injected {
-                return Err(message);
-            }
+        vmid,
+        "local-lvm",
+        move |cluster| async move {
             cluster.backend.power_off(vmid).await;
             boot(&cluster, vmid).await
         },
