@@ -32,6 +32,24 @@ fn time(value: &Value) -> Option<SystemTime> {
         .and_then(|text| humantime::parse_rfc3339_weak(text).ok())
 }
 
+/// The `data` of a GET on `api`, or `None` when Vault answers 404.
+async fn get_data(client: &VaultClient, api: &str) -> Result<Option<Value>, VaultError> {
+    let answer = client.call(Method::GET, api, None).await?;
+    if answer.status == StatusCode::NOT_FOUND {
+        return Ok(None);
+    }
+    if !answer.status.is_success() {
+        return Err(client.failure(&Method::GET, api, &answer));
+    }
+    answer
+        .body
+        .as_ref()
+        .and_then(|body| body.get("data"))
+        .cloned()
+        .map(Some)
+        .ok_or_else(|| client.unexpected(&Method::GET, api, "no `data` in the answer"))
+}
+
 /// The latest version of `<mount>/<path>`, or `None` if there is none (never
 /// written, or its latest version deleted or destroyed).
 pub async fn read(
@@ -40,18 +58,9 @@ pub async fn read(
     path: &str,
 ) -> Result<Option<KvSecret>, VaultError> {
     let api = format!("{mount}/data/{path}");
-    let answer = client.call(Method::GET, &api, None).await?;
-    if answer.status == StatusCode::NOT_FOUND {
+    let Some(data) = get_data(client, &api).await? else {
         return Ok(None);
-    }
-    if !answer.status.is_success() {
-        return Err(client.failure(&Method::GET, &api, &answer));
-    }
-    let data = answer
-        .body
-        .as_ref()
-        .and_then(|body| body.get("data"))
-        .ok_or_else(|| client.unexpected(&Method::GET, &api, "no `data` in the answer"))?;
+    };
     let values = match &data["data"] {
         Value::Object(values) => values
             .iter()
@@ -128,18 +137,9 @@ pub async fn metadata(
     path: &str,
 ) -> Result<Option<KvMeta>, VaultError> {
     let api = format!("{mount}/metadata/{path}");
-    let answer = client.call(Method::GET, &api, None).await?;
-    if answer.status == StatusCode::NOT_FOUND {
+    let Some(data) = get_data(client, &api).await? else {
         return Ok(None);
-    }
-    if !answer.status.is_success() {
-        return Err(client.failure(&Method::GET, &api, &answer));
-    }
-    let data = answer
-        .body
-        .as_ref()
-        .and_then(|body| body.get("data"))
-        .ok_or_else(|| client.unexpected(&Method::GET, &api, "no `data` in the answer"))?;
+    };
     Ok(Some(KvMeta {
         current_version: data["current_version"].as_u64().unwrap_or(0),
         created: time(&data["created_time"]),
