@@ -1,6 +1,6 @@
 //! The agent's configuration file (JSON), written by kiln when it deploys the agent.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -85,6 +85,102 @@ pub struct CommandCheck {
     pub timeout_secs: u32,
 }
 
+/// Why a config file cannot be used; every variant names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the agent config {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// serde's message carries the line and column.
+    #[error("invalid agent config {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("invalid agent config {path}: {field}: {reason}")]
+    Invalid {
+        path: PathBuf,
+        field: &'static str,
+        reason: String,
+    },
+}
+
+impl AgentConfig {
+    /// Reads, parses and validates the config file at `path`.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let config: AgentConfig =
+            serde_json::from_str(&text).map_err(|source| ConfigError::Parse {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        config
+            .validate()
+            .map_err(|(field, reason)| ConfigError::Invalid {
+                path: path.to_path_buf(),
+                field,
+                reason,
+            })?;
+        Ok(config)
+    }
+
+    /// The rules serde cannot express, as (field, reason).
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        if self.node.trim().is_empty() {
+            return Err(("node", "must not be empty".into()));
+        }
+        if self.cluster.trim().is_empty() {
+            return Err(("cluster", "must not be empty".into()));
+        }
+        if !self.collector.url.starts_with("https://") {
+            return Err((
+                "collector.url",
+                format!("{:?} must start with https://", self.collector.url),
+            ));
+        }
+        if let Err(error) = self.collector.fingerprint.parse::<kiln_tls::Fingerprint>() {
+            return Err(("collector.fingerprint", error.to_string()));
+        }
+        if self.interval_secs == 0 {
+            return Err(("interval_secs", "must be at least 1".into()));
+        }
+        if self.spool_limit == 0 {
+            return Err(("spool_limit", "must be at least 1".into()));
+        }
+        for (field, thresholds) in [("disk", self.disk), ("memory", self.memory)] {
+            if thresholds.warn_percent > thresholds.fail_percent || thresholds.fail_percent > 100 {
+                return Err((
+                    field,
+                    format!(
+                        "needs warn_percent <= fail_percent <= 100, got {} and {}",
+                        thresholds.warn_percent, thresholds.fail_percent
+                    ),
+                ));
+            }
+        }
+        for command in &self.commands {
+            if command.run.first().is_none_or(|program| program.is_empty()) {
+                return Err((
+                    "commands",
+                    format!("{:?}: run needs a program", command.name),
+                ));
+            }
+            if command.timeout_secs == 0 {
+                return Err((
+                    "commands",
+                    format!("{:?}: timeout_secs must be at least 1", command.name),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 fn default_interval_secs() -> u32 {
     15
 }
@@ -140,5 +236,42 @@ mod tests {
         )
         .unwrap_err();
         assert!(error.to_string().contains("intervall_secs"), "{error}");
+    }
+
+    const PIN: &str = "AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89";
+
+    fn write(dir: &tempfile::TempDir, text: &str) -> PathBuf {
+        let path = dir.path().join("config.json");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn load_names_the_file_line_and_column_of_a_syntax_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(&dir, "{\n  \"node\": \"cp1\",\n  \"cluster\": \n}");
+        let error = AgentConfig::load(&path).unwrap_err().to_string();
+        assert!(error.contains(&path.display().to_string()), "{error}");
+        assert!(error.contains("line 4"), "{error}");
+    }
+
+    #[test]
+    fn load_refuses_plain_http_and_a_bad_pin() {
+        let dir = tempfile::tempdir().unwrap();
+        let http = format!(
+            r#"{{"node":"cp1","cluster":"home","collector":{{"url":"http://10.0.0.2",
+                "fingerprint":"{PIN}","token_file":"/t"}}}}"#
+        );
+        let error = AgentConfig::load(&write(&dir, &http))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("collector.url"), "{error}");
+        let bad_pin = http.replace("http://", "https://").replace(PIN, "AB:CD");
+        let error = AgentConfig::load(&write(&dir, &bad_pin))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("collector.fingerprint"), "{error}");
+        let good = http.replace("http://", "https://");
+        assert_eq!(AgentConfig::load(&write(&dir, &good)).unwrap().node, "cp1");
     }
 }

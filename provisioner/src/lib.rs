@@ -9,3 +9,4 @@ pub mod plan;
 pub mod proxmox;
 pub mod secrets;
 pub mod ssh;
+pub mod templates;

@@ -62,4 +62,6 @@ pub use storage::{
 };
 pub use task::{TaskHandle, TaskLogLine, TaskOutcome, TaskStatus, exit_success};
 pub use upid::Upid;
-pub use vm::{CloneOptions, DeleteOptions, ShutdownOptions, VmStatus, VmidReservation};
+pub use vm::{
+    CloneOptions, CreateVm, DeleteOptions, NewDisk, ShutdownOptions, VmStatus, VmidReservation,
+};
