@@ -28,10 +28,18 @@ pub enum LabError {
     },
     #[error("the embedded PVE API schema cannot be read: {0}")]
     Schema(String),
+    #[error("the qemu backend needs `LabConfig::qemu` (data directory and network namespace)")]
+    QemuOptionsMissing,
     #[error(
-        "the qemu backend is not implemented yet: it arrives with the images issue (golden image, real guests); use the sim backend"
+        "the qemu backend runs inside its network namespace '{0}', and this process is not in it"
     )]
-    QemuBackendUnavailable,
+    NotInNamespace(String),
+    #[error("qemu backend: {0}")]
+    Qemu(String),
+    #[error("network namespace: {0}")]
+    Namespace(String),
+    #[error("lab record: {0}")]
+    Record(String),
     #[error("invalid lab configuration: {0}")]
     Config(String),
 }

@@ -14,12 +14,13 @@ use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
 use crate::api::auth::{self, Auth};
-use crate::backend::{Backend, BackendKind, SimBackend};
+use crate::backend::{Backend, BackendKind, NoVolumes, SimBackend, VolumeStore};
 use crate::cloudinit::NoCloud;
 use crate::error::LabError;
 use crate::faults::{FaultConfig, Faults};
 use crate::pve::Cluster;
 use crate::pve::state::State;
+use crate::qemu::{QemuBackend, QemuOptions, netns};
 use crate::reqlog::{LoggedRequest, RequestLog};
 use crate::schema::ApiSchema;
 use crate::server::{self, App};
@@ -50,6 +51,8 @@ pub struct LabConfig {
     pub token_name: String,
     /// The token secret; random (UUID-shaped like PVE's) when `None`.
     pub token_secret: Option<String>,
+    /// Required by the qemu backend: its data directory and namespace.
+    pub qemu: Option<QemuOptions>,
 }
 
 impl Default for LabConfig {
@@ -67,6 +70,7 @@ impl Default for LabConfig {
             password: None,
             token_name: "kiln".to_string(),
             token_secret: None,
+            qemu: None,
         }
     }
 }
@@ -78,6 +82,13 @@ pub struct Credentials {
     pub fingerprint: String,
     pub token_id: String,
     pub token_secret: String,
+    /// A qemu lab's network namespace: `endpoint` is reachable inside it only
+    /// (`kiln-lab exec` runs commands there).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// The same API published on host loopback (`serve --publish`), if asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub published_endpoint: Option<String>,
 }
 
 impl Credentials {
@@ -104,6 +115,10 @@ pub struct RunningLab {
     /// The faults seed in force, if a faults file was given.
     pub fault_seed: Option<u64>,
     pub local_addr: SocketAddr,
+    /// The qemu lab's network namespace.
+    pub namespace: Option<String>,
+    /// `https://ADDR` of each extra listener (`start_with_listeners`).
+    pub published_endpoints: Vec<String>,
     app: Arc<App>,
     shutdown: watch::Sender<bool>,
     server: Option<JoinHandle<()>>,
@@ -121,12 +136,31 @@ impl std::fmt::Debug for RunningLab {
 
 /// Starts a lab and returns once it accepts connections.
 pub async fn start(config: LabConfig) -> Result<RunningLab, LabError> {
-    if config.backend == BackendKind::Qemu {
-        return Err(LabError::QemuBackendUnavailable);
-    }
-    if !config.listen.ip().is_loopback() {
-        return Err(LabError::NotLoopback(config.listen));
-    }
+    start_with_listeners(config, Vec::new()).await
+}
+
+/// Starts a lab that also serves on listeners bound beforehand, e.g. a host-loopback port
+/// bound before the process entered a qemu lab's network namespace.
+pub async fn start_with_listeners(
+    config: LabConfig,
+    extra: Vec<std::net::TcpListener>,
+) -> Result<RunningLab, LabError> {
+    let namespace = match (config.backend, &config.qemu) {
+        (BackendKind::Sim, _) => {
+            if !config.listen.ip().is_loopback() {
+                return Err(LabError::NotLoopback(config.listen));
+            }
+            None
+        }
+        (BackendKind::Qemu, None) => return Err(LabError::QemuOptionsMissing),
+        (BackendKind::Qemu, Some(options)) => {
+            // Every address a qemu lab uses lives in its namespace.
+            if !netns::inside(&options.namespace) {
+                return Err(LabError::NotInNamespace(options.namespace.clone()));
+            }
+            Some(options.namespace.clone())
+        }
+    };
     if config.nodes == 0 || config.nodes > 64 {
         return Err(LabError::Config(format!(
             "nodes must be between 1 and 64, not {}",
@@ -136,10 +170,19 @@ pub async fn start(config: LabConfig) -> Result<RunningLab, LabError> {
     // Other code in the process may have installed it already; that is fine.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let schema = ApiSchema::load()?;
-    let server_tls = crate::tls::make_server_tls()?;
+    let server_tls = crate::tls::make_server_tls(&[config.listen.ip()])?;
     let faults = Faults::new(config.faults.clone());
     let boot_delay = faults.boot_to_agent().unwrap_or(config.boot_delay);
-    let backend: Arc<dyn Backend> = Arc::new(SimBackend::new(boot_delay));
+    let (backend, volumes): (Arc<dyn Backend>, Arc<dyn VolumeStore>) = match &config.qemu {
+        Some(options) if config.backend == BackendKind::Qemu => {
+            let volumes = Arc::new(options.volumes());
+            let backend = QemuBackend::new(options, Arc::clone(&volumes))
+                .await
+                .map_err(LabError::Qemu)?;
+            (Arc::new(backend), volumes)
+        }
+        _ => (Arc::new(SimBackend::new(boot_delay)), Arc::new(NoVolumes)),
+    };
     let rng = match faults.seed() {
         Some(seed) => ChaCha8Rng::seed_from_u64(seed),
         None => ChaCha8Rng::from_os_rng(),
@@ -149,6 +192,7 @@ pub async fn start(config: LabConfig) -> Result<RunningLab, LabError> {
         nodes,
         State::new(rng),
         backend,
+        volumes,
         config.task_duration,
         faults.storage_lock(),
     ));
@@ -185,6 +229,23 @@ pub async fn start(config: LabConfig) -> Result<RunningLab, LabError> {
     });
     let (shutdown, shutdown_rx) = watch::channel(false);
     let acceptor = TlsAcceptor::from(server_tls.config);
+    let mut published_endpoints = Vec::new();
+    for extra in extra {
+        let bind_error = |source| LabError::Bind {
+            addr: config.listen,
+            source,
+        };
+        extra.set_nonblocking(true).map_err(bind_error)?;
+        let extra = TcpListener::from_std(extra).map_err(bind_error)?;
+        let addr = extra.local_addr().map_err(bind_error)?;
+        published_endpoints.push(format!("https://{addr}"));
+        tokio::spawn(server::serve(
+            extra,
+            acceptor.clone(),
+            Arc::clone(&app),
+            shutdown_rx.clone(),
+        ));
+    }
     let server = tokio::spawn(server::serve(
         listener,
         acceptor,
@@ -201,6 +262,8 @@ pub async fn start(config: LabConfig) -> Result<RunningLab, LabError> {
         password,
         fault_seed: app.faults.seed(),
         local_addr,
+        namespace,
+        published_endpoints,
         app,
         shutdown,
         server: Some(server),
@@ -220,6 +283,8 @@ impl RunningLab {
             fingerprint: self.fingerprint.clone(),
             token_id: self.token_id.clone(),
             token_secret: self.token_secret.clone(),
+            namespace: self.namespace.clone(),
+            published_endpoint: self.published_endpoints.first().cloned(),
         }
     }
 
@@ -254,12 +319,14 @@ impl RunningLab {
             .and_then(|vm| vm.seed.clone())
     }
 
-    /// Stops accepting connections and waits for the server loop to end.
+    /// Stops accepting connections, waits for the server loop to end and stops every guest
+    /// (qemu: their QEMU processes).
     pub async fn shutdown(mut self) {
         let _ = self.shutdown.send(true);
         if let Some(server) = self.server.take() {
             let _ = server.await;
         }
+        self.app.cluster.backend.stop_all().await;
     }
 }
 

@@ -17,6 +17,7 @@ mod error;
 mod faults;
 mod lab;
 mod pve;
+pub mod qemu;
 mod reqlog;
 mod schema;
 mod server;
@@ -24,12 +25,14 @@ mod sshkeys;
 mod tls;
 
 pub use backend::{
-    AgentCommand, AgentError, Backend, BackendKind, BoxFuture, GuestNic, GuestSpec, SimBackend,
+    AgentCommand, AgentError, Backend, BackendKind, BoxFuture, GuestDisk, GuestNic, GuestSpec,
+    NoVolumes, SimBackend, VolumeDone, VolumeOp, VolumeStore,
 };
 pub use cloudinit::NoCloud;
 pub use error::LabError;
 pub use faults::{FaultConfig, FaultKind, OperationFaults, StorageLockConfig};
-pub use lab::{Credentials, LabConfig, RunningLab, start};
+pub use lab::{Credentials, LabConfig, RunningLab, start, start_with_listeners};
+pub use qemu::{Accel, QemuOptions};
 pub use reqlog::{LoggedRequest, MASK};
 pub use sshkeys::ed25519_public_key;
 pub use tls::fingerprint_of;

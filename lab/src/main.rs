@@ -1,12 +1,16 @@
-//! `kiln-lab`: serve a Proxmox-compatible lab, or hand its credentials to a command.
+//! `kiln-lab`: serve a Proxmox-compatible lab, hand its credentials to a command, or take a
+//! qemu lab down.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use clap::{Parser, Subcommand, ValueEnum};
-use kiln_lab::{BackendKind, Credentials, FaultConfig, LabConfig};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use kiln_lab::qemu::host::{self, HostSetup};
+use kiln_lab::qemu::record;
+use kiln_lab::{Accel, BackendKind, Credentials, FaultConfig, LabConfig};
 
 #[derive(Parser)]
 #[command(
@@ -19,47 +23,85 @@ struct Cli {
     command: Command,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum BackendArg {
     Sim,
     Qemu,
 }
 
+#[derive(Clone, Copy, ValueEnum)]
+enum AccelArg {
+    /// KVM if a short probe boot works, TCG otherwise.
+    Auto,
+    Kvm,
+    Tcg,
+}
+
+/// Which qemu lab (`serve`, `down`).
+#[derive(Args, Clone)]
+struct Instance {
+    /// The lab's name: its namespace is `kiln-lab-NAME`.
+    #[arg(long, default_value = "default")]
+    instance: String,
+    /// Disks, sockets, logs (default: $XDG_STATE_HOME/kiln-lab/NAME).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    #[arg(long, value_enum, default_value = "sim")]
+    backend: BackendArg,
+    /// Number of nodes (pve1..pveN).
+    #[arg(long, default_value_t = 2)]
+    nodes: u32,
+    /// Address to listen on: loopback for sim (default 127.0.0.1:8006); for qemu an address
+    /// inside the lab's namespace (default: the bridge address, port 8006).
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Seeded faults and latencies (YAML, see docs/lab.md).
+    #[arg(long)]
+    faults: Option<PathBuf>,
+    /// Append one JSON line per request here.
+    #[arg(long)]
+    request_log: Option<PathBuf>,
+    /// Write {"endpoint","fingerprint","token_id","token_secret"} here (mode 0600) once ready.
+    #[arg(long)]
+    credentials_out: Option<PathBuf>,
+    /// Time from a VM's start until its guest agent answers (sim; e.g. 2s, 500ms).
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    boot_delay: Duration,
+    /// How long tasks run unless the faults file says otherwise.
+    #[arg(long, default_value = "200ms", value_parser = humantime::parse_duration)]
+    task_duration: Duration,
+    #[command(flatten)]
+    instance: Instance,
+    /// qemu: the bridge carrying the gateway address.
+    #[arg(long, default_value = "vmbr0")]
+    bridge: String,
+    /// qemu: the gateway address of the bridge, inside the namespace.
+    #[arg(long, default_value = "10.77.0.1/24")]
+    bridge_cidr: String,
+    /// qemu: also serve the API on this host loopback address (e.g. 127.0.0.1:0).
+    #[arg(long)]
+    publish: Option<SocketAddr>,
+    /// qemu: the accelerator.
+    #[arg(long, value_enum, default_value = "auto")]
+    accel: AccelArg,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Serve the PVE API until interrupted.
-    Serve {
-        #[arg(long, value_enum, default_value = "sim")]
-        backend: BackendArg,
-        /// Number of nodes (pve1..pveN).
-        #[arg(long, default_value_t = 2)]
-        nodes: u32,
-        /// Address to listen on (loopback only).
-        #[arg(long, default_value = "127.0.0.1:8006")]
-        listen: std::net::SocketAddr,
-        /// Seeded faults and latencies (YAML, see docs/lab.md).
-        #[arg(long)]
-        faults: Option<PathBuf>,
-        /// Append one JSON line per request here.
-        #[arg(long)]
-        request_log: Option<PathBuf>,
-        /// Write {"endpoint","fingerprint","token_id","token_secret"} here (mode 0600) once ready.
-        #[arg(long)]
-        credentials_out: Option<PathBuf>,
-        /// Time from a VM's start until its guest agent answers (e.g. 2s, 500ms).
-        #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
-        boot_delay: Duration,
-        /// How long tasks run unless the faults file says otherwise.
-        #[arg(long, default_value = "200ms", value_parser = humantime::parse_duration)]
-        task_duration: Duration,
-    },
+    Serve(Box<ServeArgs>),
     /// Print the KILN_PROXMOX_* variables of a running lab as shell exports.
     Env {
         /// The credentials file (default: $XDG_STATE_HOME/kiln-lab/credentials.json).
         #[arg(long)]
         credentials: Option<PathBuf>,
     },
-    /// Run a command with the KILN_PROXMOX_* variables of a running lab set.
+    /// Run a command with the KILN_PROXMOX_* variables of a running lab set (inside a qemu
+    /// lab's network namespace).
     Exec {
         #[arg(long)]
         credentials: Option<PathBuf>,
@@ -67,18 +109,33 @@ enum Command {
         #[arg(trailing_var_arg = true, required = true, allow_hyphen_values = true)]
         command: Vec<String>,
     },
+    /// Stop a qemu lab and remove its namespace, QEMU processes, disks and data directory.
+    Down {
+        #[command(flatten)]
+        instance: Instance,
+    },
 }
 
-fn default_credentials() -> anyhow::Result<PathBuf> {
-    let state = match std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
-        Some(dir) => PathBuf::from(dir),
+fn state_home() -> anyhow::Result<PathBuf> {
+    match std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
+        Some(dir) => Ok(PathBuf::from(dir)),
         None => {
             let home =
                 std::env::var_os("HOME").context("neither XDG_STATE_HOME nor HOME is set")?;
-            PathBuf::from(home).join(".local/state")
+            Ok(PathBuf::from(home).join(".local/state"))
         }
-    };
-    Ok(state.join("kiln-lab").join("credentials.json"))
+    }
+}
+
+fn default_credentials() -> anyhow::Result<PathBuf> {
+    Ok(state_home()?.join("kiln-lab").join("credentials.json"))
+}
+
+fn data_dir(instance: &Instance) -> anyhow::Result<PathBuf> {
+    match &instance.data_dir {
+        Some(dir) => Ok(dir.clone()),
+        None => Ok(state_home()?.join("kiln-lab").join(&instance.instance)),
+    }
 }
 
 fn read_credentials(path: Option<PathBuf>) -> anyhow::Result<Credentials> {
@@ -125,49 +182,114 @@ fn write_credentials(path: &Path, creds: &Credentials) -> anyhow::Result<()> {
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn serve(
-    backend: BackendArg,
-    nodes: u32,
-    listen: std::net::SocketAddr,
-    faults: Option<PathBuf>,
-    request_log: Option<PathBuf>,
-    credentials_out: Option<PathBuf>,
-    boot_delay: Duration,
-    task_duration: Duration,
-) -> anyhow::Result<()> {
-    let faults = faults.map(|p| FaultConfig::from_file(&p)).transpose()?;
+/// A qemu lab prepared on the host before the runtime starts (the namespace must be entered
+/// while the process has one thread).
+struct QemuLab {
+    prepared: host::Prepared,
+}
+
+fn prepare_qemu(args: &ServeArgs, credentials: &Path) -> anyhow::Result<QemuLab> {
+    let setup = HostSetup {
+        instance: args.instance.instance.clone(),
+        data_dir: data_dir(&args.instance)?,
+        bridge: args.bridge.clone(),
+        bridge_cidr: args.bridge_cidr.clone(),
+        publish: args.publish,
+        credentials: Some(credentials.to_path_buf()),
+        accel: match args.accel {
+            AccelArg::Auto => None,
+            AccelArg::Kvm => Some(Accel::Kvm),
+            AccelArg::Tcg => Some(Accel::Tcg),
+        },
+    };
+    let prepared = host::prepare(&setup)?;
+    Ok(QemuLab { prepared })
+}
+
+fn listen_address(args: &ServeArgs) -> anyhow::Result<SocketAddr> {
+    if let Some(listen) = args.listen {
+        return Ok(listen);
+    }
+    match args.backend {
+        BackendArg::Sim => Ok(SocketAddr::from(([127, 0, 0, 1], 8006))),
+        BackendArg::Qemu => {
+            let ip = args
+                .bridge_cidr
+                .split('/')
+                .next()
+                .unwrap_or_default()
+                .parse::<std::net::IpAddr>()
+                .with_context(|| format!("--bridge-cidr {} has no address", args.bridge_cidr))?;
+            Ok(SocketAddr::new(ip, 8006))
+        }
+    }
+}
+
+async fn serve(args: ServeArgs, credentials: PathBuf, qemu: Option<QemuLab>) -> anyhow::Result<()> {
+    let faults = args
+        .faults
+        .as_ref()
+        .map(|p| FaultConfig::from_file(p))
+        .transpose()?;
+    let (qemu_options, record, published) = match qemu {
+        Some(lab) => (
+            Some(lab.prepared.options),
+            Some(lab.prepared.record),
+            lab.prepared.published,
+        ),
+        None => (None, None, None),
+    };
     let config = LabConfig {
-        backend: match backend {
+        backend: match args.backend {
             BackendArg::Sim => BackendKind::Sim,
             BackendArg::Qemu => BackendKind::Qemu,
         },
-        nodes,
-        listen,
+        nodes: args.nodes,
+        listen: listen_address(&args)?,
         faults,
-        request_log,
-        boot_delay,
-        task_duration,
+        request_log: args.request_log.clone(),
+        boot_delay: args.boot_delay,
+        task_duration: args.task_duration,
         auth_failure_delay: Duration::from_secs(3),
+        qemu: qemu_options,
         ..LabConfig::default()
     };
-    let lab = kiln_lab::start(config).await?;
-    let out = match credentials_out {
-        Some(p) => p,
-        None => default_credentials()?,
+    let started = kiln_lab::start_with_listeners(config, published.into_iter().collect()).await;
+    let lab = match started {
+        Ok(lab) => lab,
+        Err(e) => {
+            if let Some(record) = &record {
+                let _ = record::teardown(record);
+            }
+            return Err(e.into());
+        }
     };
-    write_credentials(&out, &lab.credentials())?;
-    println!("kiln-lab (sim) serving {} nodes at {}", nodes, lab.endpoint);
+    write_credentials(&credentials, &lab.credentials())?;
+    let backend = if record.is_some() { "qemu" } else { "sim" };
+    println!(
+        "kiln-lab ({backend}) serving {} nodes at {}",
+        args.nodes, lab.endpoint
+    );
+    for published in &lab.published_endpoints {
+        println!("published:   {published}");
+    }
+    if let Some(record) = &record {
+        println!("namespace:   {}", record.namespace);
+        println!("data dir:    {}", record.data_dir.display());
+    }
     println!("fingerprint: {}", lab.fingerprint);
     println!("token id:    {}", lab.token_id);
-    println!("credentials: {}", out.display());
+    println!("credentials: {}", credentials.display());
     if let Some(seed) = lab.fault_seed {
         println!("faults seed: {seed}");
     }
-    wait_for_signal().await?;
+    let waited = wait_for_signal().await;
     lab.shutdown().await;
-    let _ = std::fs::remove_file(&out);
-    Ok(())
+    let _ = std::fs::remove_file(&credentials);
+    if let Some(record) = &record {
+        record::teardown(record)?;
+    }
+    waited
 }
 
 async fn wait_for_signal() -> anyhow::Result<()> {
@@ -183,9 +305,8 @@ fn shell_quote(value: &str) -> String {
     format!("'{}'", value.replace('\'', r"'\''"))
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    match run().await {
+fn main() -> ExitCode {
+    match run() {
         Ok(code) => code,
         Err(e) => {
             // The message chain only: a backtrace helps nobody reading a CLI error.
@@ -195,33 +316,30 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run() -> anyhow::Result<ExitCode> {
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn run() -> anyhow::Result<ExitCode> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
-        Command::Serve {
-            backend,
-            nodes,
-            listen,
-            faults,
-            request_log,
-            credentials_out,
-            boot_delay,
-            task_duration,
-        } => {
-            serve(
-                backend,
-                nodes,
-                listen,
-                faults,
-                request_log,
-                credentials_out,
-                boot_delay,
-                task_duration,
-            )
-            .await?;
+        Command::Serve(args) => {
+            let credentials = match &args.credentials_out {
+                Some(p) => p.clone(),
+                None => default_credentials()?,
+            };
+            // Before the runtime exists: its threads must be created inside the namespace.
+            let qemu = match args.backend {
+                BackendArg::Qemu => Some(prepare_qemu(&args, &credentials)?),
+                BackendArg::Sim => None,
+            };
+            runtime()?.block_on(serve(*args, credentials, qemu))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Env { credentials } => {
@@ -239,7 +357,15 @@ async fn run() -> anyhow::Result<ExitCode> {
             let Some((program, args)) = command.split_first() else {
                 bail!("no command given");
             };
-            let status = std::process::Command::new(program)
+            let mut child = match &creds.namespace {
+                Some(namespace) => {
+                    let mut c = std::process::Command::new("ip");
+                    c.args(["netns", "exec", namespace]).arg(program);
+                    c
+                }
+                None => std::process::Command::new(program),
+            };
+            let status = child
                 .args(args)
                 .envs(variables(&creds))
                 .status()
@@ -247,6 +373,21 @@ async fn run() -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(
                 status.code().map_or(1, |c| u8::try_from(c).unwrap_or(1)),
             ))
+        }
+        Command::Down { instance } => {
+            let dir = data_dir(&instance)?;
+            let report = record::down(&dir)?;
+            if report.stopped_serve {
+                println!("stopped the running kiln-lab serve");
+            }
+            for pid in &report.killed_qemu {
+                println!("killed QEMU process {pid}");
+            }
+            if report.removed_namespace {
+                println!("removed network namespace kiln-lab-{}", instance.instance);
+            }
+            println!("removed {}", dir.display());
+            Ok(ExitCode::SUCCESS)
         }
     }
 }

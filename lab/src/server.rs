@@ -162,7 +162,8 @@ async fn process(app: &App, req: Request<Body>) -> (Response, BTreeMap<String, S
     };
     let template = found.template.to_string();
     let headers = req.headers().clone();
-    let RequestParams { values, upload } = match params::extract(req).await {
+    let spool = app.cluster.volumes.spool_dir();
+    let RequestParams { values, upload } = match params::extract(req, spool).await {
         Ok(p) => p,
         Err(e) => return (e.into_response(), BTreeMap::new()),
     };

@@ -23,15 +23,21 @@ pub fn fingerprint_of(der: &[u8]) -> String {
         .join(":")
 }
 
-pub(crate) fn make_server_tls() -> Result<ServerTls, LabError> {
+/// A certificate for loopback names plus `extra` (the qemu lab's namespace address).
+pub(crate) fn make_server_tls(extra: &[std::net::IpAddr]) -> Result<ServerTls, LabError> {
     let cert_err = |e: rcgen::Error| LabError::Certificate(e.to_string());
     let key = rcgen::KeyPair::generate().map_err(cert_err)?;
-    let mut params = rcgen::CertificateParams::new(vec![
+    let mut names = vec![
         "localhost".to_string(),
         "127.0.0.1".to_string(),
         "::1".to_string(),
-    ])
-    .map_err(cert_err)?;
+    ];
+    for ip in extra.iter().map(ToString::to_string) {
+        if !names.contains(&ip) {
+            names.push(ip);
+        }
+    }
+    let mut params = rcgen::CertificateParams::new(names).map_err(cert_err)?;
     params
         .distinguished_name
         .push(rcgen::DnType::CommonName, "kiln-lab");

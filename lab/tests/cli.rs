@@ -1,5 +1,6 @@
-//! The `kiln-lab` binary: serve writes the credentials file, env and exec hand them on,
-//! and the qemu backend is refused until it exists.
+//! The `kiln-lab` binary: serve writes the credentials file, env and exec hand them on;
+//! `down` and a qemu lab's `--publish` refuse what they cannot do (the qemu lab itself is
+//! tested in `qemu_guest.rs`).
 #![allow(clippy::unwrap_used)]
 
 use std::os::unix::fs::PermissionsExt;
@@ -32,19 +33,34 @@ fn wait_for(path: &Path) {
 }
 
 #[test]
-fn qemu_backend_is_refused_with_a_clear_error() {
+fn down_without_a_lab_says_so() {
+    let dir = tempfile::tempdir().unwrap();
     let out = Command::new(BIN)
-        .args(["serve", "--backend", "qemu", "--listen", "127.0.0.1:0"])
-        .env("XDG_STATE_HOME", tempfile::tempdir().unwrap().path())
+        .args(["down", "--data-dir"])
+        .arg(dir.path().join("nothing-here"))
         .output()
         .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("qemu backend is not implemented yet"),
-        "{stderr}"
-    );
-    assert!(stderr.contains("images issue"), "{stderr}");
+    assert!(stderr.contains("no qemu lab there?"), "{stderr}");
+}
+
+#[test]
+fn qemu_lab_refuses_to_publish_on_a_non_loopback_address_before_making_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out = Command::new(BIN)
+        .args(["serve", "--backend", "qemu", "--instance", "cli-refused"])
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["--publish", "0.0.0.0:0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("not a loopback address"), "{stderr}");
+    assert!(!data.exists(), "nothing may be made: {}", data.display());
+    assert!(!Path::new("/run/netns/kiln-lab-cli-refused").exists());
 }
 
 #[test]

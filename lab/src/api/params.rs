@@ -2,6 +2,8 @@
 //! of POST/PUT as `application/x-www-form-urlencoded`, JSON, or multipart (upload).
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{FromRequest, Multipart};
@@ -17,12 +19,27 @@ use super::reply::ApiError;
 /// requests; a little more room costs nothing here).
 const MAX_FORM_BODY: usize = 1024 * 1024;
 
-/// A file received in a multipart upload. The lab keeps its size and digests, not its bytes.
+/// A file received in a multipart upload: its size and digests, and its bytes in a spool
+/// file when the lab keeps files (qemu backend), like PVE's `/var/tmp/pveupload-*`.
 #[derive(Debug, Clone)]
 pub(crate) struct Upload {
     pub(crate) size: u64,
     /// Lower-case hex digest per PVE `checksum-algorithm` name.
     pub(crate) digests: BTreeMap<&'static str, String>,
+    pub(crate) spooled: Option<Arc<SpooledFile>>,
+}
+
+/// An upload's bytes on disk; removed when the last reference goes unless the upload task
+/// moved it into the storage first.
+#[derive(Debug)]
+pub(crate) struct SpooledFile {
+    pub(crate) path: PathBuf,
+}
+
+impl Drop for SpooledFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
 }
 
 /// All parameters of one request.
@@ -32,8 +49,12 @@ pub(crate) struct RequestParams {
     pub(crate) upload: Option<Upload>,
 }
 
-/// Reads query and body parameters. Later keys win over earlier ones, as in PVE.
-pub(crate) async fn extract(req: Request<Body>) -> Result<RequestParams, ApiError> {
+/// Reads query and body parameters. Later keys win over earlier ones, as in PVE. Uploaded
+/// files are written under `spool` when given.
+pub(crate) async fn extract(
+    req: Request<Body>,
+    spool: Option<&Path>,
+) -> Result<RequestParams, ApiError> {
     let mut params = RequestParams::default();
     if let Some(query) = req.uri().query() {
         for (k, v) in form_urlencoded::parse(query.as_bytes()) {
@@ -47,7 +68,7 @@ pub(crate) async fn extract(req: Request<Body>) -> Result<RequestParams, ApiErro
         .unwrap_or_default()
         .to_ascii_lowercase();
     if content_type.starts_with("multipart/form-data") {
-        read_multipart(req, &mut params).await?;
+        read_multipart(req, &mut params, spool).await?;
         return Ok(params);
     }
     let body = axum::body::to_bytes(req.into_body(), MAX_FORM_BODY)
@@ -87,7 +108,11 @@ pub(crate) async fn extract(req: Request<Body>) -> Result<RequestParams, ApiErro
     Ok(params)
 }
 
-async fn read_multipart(req: Request<Body>, params: &mut RequestParams) -> Result<(), ApiError> {
+async fn read_multipart(
+    req: Request<Body>,
+    params: &mut RequestParams,
+    spool: Option<&Path>,
+) -> Result<(), ApiError> {
     let bad = |e: String| ApiError::Fail {
         status: 400,
         message: format!("unable to parse multipart body: {e}"),
@@ -105,14 +130,26 @@ async fn read_multipart(req: Request<Body>, params: &mut RequestParams) -> Resul
             // As in PVE, the file part's own file name is the `filename` parameter.
             let mut hashers = Hashers::default();
             let mut size = 0u64;
+            let mut sink = match spool {
+                Some(dir) => Some(Spool::create(dir).await?),
+                None => None,
+            };
             while let Some(chunk) = field.chunk().await.map_err(|e| bad(e.body_text()))? {
                 size += chunk.len() as u64;
                 hashers.update(&chunk);
+                if let Some(sink) = sink.as_mut() {
+                    sink.write(&chunk).await?;
+                }
             }
+            let spooled = match sink {
+                Some(sink) => Some(sink.finish().await?),
+                None => None,
+            };
             params.values.insert(name, file_name);
             params.upload = Some(Upload {
                 size,
                 digests: hashers.finish(),
+                spooled,
             });
         } else {
             let text = field.text().await.map_err(|e| bad(e.body_text()))?;
@@ -120,6 +157,46 @@ async fn read_multipart(req: Request<Body>, params: &mut RequestParams) -> Resul
         }
     }
     Ok(())
+}
+
+/// An upload being written to its spool file.
+struct Spool {
+    file: tokio::fs::File,
+    spooled: Arc<SpooledFile>,
+}
+
+impl Spool {
+    async fn create(dir: &Path) -> Result<Self, ApiError> {
+        let path = dir.join(format!("pveupload-{}", crate::api::auth::random_uuid()));
+        let spooled = Arc::new(SpooledFile { path });
+        let file = tokio::fs::File::create(&spooled.path)
+            .await
+            .map_err(|e| spool_error(&spooled.path, &e))?;
+        Ok(Self { file, spooled })
+    }
+
+    async fn write(&mut self, chunk: &[u8]) -> Result<(), ApiError> {
+        use tokio::io::AsyncWriteExt;
+        self.file
+            .write_all(chunk)
+            .await
+            .map_err(|e| spool_error(&self.spooled.path, &e))
+    }
+
+    async fn finish(self) -> Result<Arc<SpooledFile>, ApiError> {
+        self.file
+            .sync_all()
+            .await
+            .map_err(|e| spool_error(&self.spooled.path, &e))?;
+        Ok(self.spooled)
+    }
+}
+
+fn spool_error(path: &Path, error: &std::io::Error) -> ApiError {
+    ApiError::fail(format!(
+        "unable to write upload to '{}': {error}",
+        path.display()
+    ))
 }
 
 #[derive(Default)]

@@ -5,10 +5,11 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 
-use super::disks::new_volume;
+use super::disks::{self, new_volume};
 use super::state::{Vm, storage};
 use super::{Ctx, Out, check_unlocked, no_such_pool, vm, vm_of};
 use crate::api::reply::ApiError;
+use crate::backend::VolumeOp;
 
 pub(crate) fn clone(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
     let mut state = ctx.cluster.lock();
@@ -97,79 +98,118 @@ pub(crate) fn clone(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
                 Some(message) => Err(message),
                 None => cluster.hold_storage_lock(&node, &store).await,
             };
-            let mut state = cluster.lock();
-            if let Err(message) = locked {
-                state.vms.remove(&newid);
-                return Err(format!("clone failed: {message}"));
-            }
-            let Some(source) = state.vms.get(&srcid).cloned() else {
-                state.vms.remove(&newid);
-                return Err(format!("clone failed: VM {srcid} does not exist"));
-            };
-            let mut log = vec![format!(
-                "create {} clone of drive(s) of VM {srcid}",
-                if full { "full" } else { "linked" }
-            )];
-            let mut config = BTreeMap::new();
-            for (key, value) in &source.config {
-                if key.starts_with("unused")
-                    || matches!(key.as_str(), "template" | "lock" | "parent" | "snapstate")
-                {
-                    continue;
+            let mut ops = Vec::new();
+            let (config, log) = {
+                let mut state = cluster.lock();
+                if let Err(message) = locked {
+                    state.vms.remove(&newid);
+                    return Err(format!("clone failed: {message}"));
                 }
-                let value = if key.starts_with("net") && vm::mac_of(value).is_some() {
-                    let mac = state.random_mac();
-                    vm::with_mac(value, &mac)
-                } else if vm::is_disk_key(key)
-                    && !value.starts_with("none")
-                    && value.contains(':')
-                    && !vm::volid_of(value).starts_with('/')
-                {
-                    let old = vm::volid_of(value).to_string();
-                    let Some(volume) = state.volume(&node, &old).cloned() else {
-                        config.insert(key.clone(), value.clone());
-                        continue;
-                    };
-                    let cloudinit = old.ends_with("-cloudinit");
-                    let store = match (&target_storage, cloudinit || full) {
-                        (Some(target), true) => target.clone(),
-                        _ => volume.storage.clone(),
-                    };
-                    let (new, parent) = if cloudinit {
-                        (format!("{store}:vm-{newid}-cloudinit"), None)
-                    } else if full {
-                        (
-                            format!("{store}:{}", state.next_disk_name(&node, &store, newid)),
-                            None,
-                        )
-                    } else {
-                        let base = old.split_once(':').map_or(old.as_str(), |(_, n)| n);
-                        let disk = state.next_disk_name(&node, &store, newid);
-                        (format!("{store}:{base}/{disk}"), Some(old.clone()))
-                    };
-                    log.push(format!("drive {key}: clone {old} -> {new}"));
-                    let fmt = if full { format.as_str() } else { "raw" };
-                    state.add_volume(new_volume(
-                        &node,
-                        &store,
-                        &new,
-                        fmt,
-                        volume.size,
-                        newid,
-                        parent,
-                    ));
-                    value.replacen(&old, &new, 1)
-                } else {
-                    value.clone()
+                let Some(source) = state.vms.get(&srcid).cloned() else {
+                    state.vms.remove(&newid);
+                    return Err(format!("clone failed: VM {srcid} does not exist"));
                 };
-                config.insert(key.clone(), value);
+                let mut log = vec![format!(
+                    "create {} clone of drive(s) of VM {srcid}",
+                    if full { "full" } else { "linked" }
+                )];
+                let mut config = BTreeMap::new();
+                for (key, value) in &source.config {
+                    if key.starts_with("unused")
+                        || matches!(key.as_str(), "template" | "lock" | "parent" | "snapstate")
+                    {
+                        continue;
+                    }
+                    let value = if key.starts_with("net") && vm::mac_of(value).is_some() {
+                        let mac = state.random_mac();
+                        vm::with_mac(value, &mac)
+                    } else if vm::is_disk_key(key)
+                        && !value.starts_with("none")
+                        && value.contains(':')
+                        && !vm::volid_of(value).starts_with('/')
+                    {
+                        let old = vm::volid_of(value).to_string();
+                        let Some(volume) = state.volume(&node, &old).cloned() else {
+                            config.insert(key.clone(), value.clone());
+                            continue;
+                        };
+                        let cloudinit = old.ends_with("-cloudinit");
+                        let store = match (&target_storage, cloudinit || full) {
+                            (Some(target), true) => target.clone(),
+                            _ => volume.storage.clone(),
+                        };
+                        let (new, parent) = if cloudinit {
+                            (format!("{store}:vm-{newid}-cloudinit"), None)
+                        } else if full {
+                            (
+                                format!("{store}:{}", state.next_disk_name(&node, &store, newid)),
+                                None,
+                            )
+                        } else {
+                            let base = old.split_once(':').map_or(old.as_str(), |(_, n)| n);
+                            let disk = state.next_disk_name(&node, &store, newid);
+                            (format!("{store}:{base}/{disk}"), Some(old.clone()))
+                        };
+                        log.push(format!("drive {key}: clone {old} -> {new}"));
+                        if !cloudinit {
+                            ops.push(if full {
+                                VolumeOp::FullClone {
+                                    source: old.clone(),
+                                    volid: new.clone(),
+                                }
+                            } else {
+                                VolumeOp::LinkedClone {
+                                    base: old.clone(),
+                                    volid: new.clone(),
+                                }
+                            });
+                        }
+                        let fmt = if full { format.as_str() } else { "raw" };
+                        state.add_volume(new_volume(
+                            &node,
+                            &store,
+                            &new,
+                            fmt,
+                            volume.size,
+                            newid,
+                            parent,
+                        ));
+                        value.replacen(&old, &new, 1)
+                    } else {
+                        value.clone()
+                    };
+                    config.insert(key.clone(), value);
+                }
+                let name = name.unwrap_or_else(|| format!("Copy-of-VM-{}", source.name()));
+                config.insert("name".into(), name);
+                if let Some(description) = description {
+                    config.insert("description".into(), description);
+                }
+                (config, log)
+            };
+            let made: Vec<String> = ops
+                .iter()
+                .filter_map(|op| match op {
+                    VolumeOp::FullClone { volid, .. } | VolumeOp::LinkedClone { volid, .. } => {
+                        Some(volid.clone())
+                    }
+                    _ => None,
+                })
+                .collect();
+            let mut log = log;
+            match disks::run_ops(&cluster, &node, ops).await {
+                Ok(lines) => log.extend(lines),
+                Err(message) => {
+                    {
+                        let mut state = cluster.lock();
+                        state.vms.remove(&newid);
+                        state.volumes.retain(|v| v.vmid != Some(newid));
+                    }
+                    disks::discard(&cluster, &node, made).await;
+                    return Err(format!("clone failed: {message}"));
+                }
             }
-            let name = name.unwrap_or_else(|| format!("Copy-of-VM-{}", source.name()));
-            config.insert("name".into(), name);
-            if let Some(description) = description {
-                config.insert("description".into(), description);
-            }
-            if let Some(vm) = state.vms.get_mut(&newid) {
+            if let Some(vm) = cluster.lock().vms.get_mut(&newid) {
                 vm.config = config;
             }
             Ok(log)

@@ -9,6 +9,7 @@ use sha1::{Digest, Sha1};
 use super::state::State;
 use super::{Ctx, Out, check_unlocked, disks, no_such_vm, vm, vm_of};
 use crate::api::reply::ApiError;
+use crate::backend::VolumeOp;
 use crate::cloudinit::{self, Part};
 
 /// Parameters of the config calls that are not config keys.
@@ -37,12 +38,14 @@ pub(crate) fn digest(config: &BTreeMap<String, String>) -> String {
         .collect()
 }
 
-/// Applies config parameters to a VM, like qemu-server's `update_vm_api`. Returns the log.
+/// Applies config parameters to a VM, like qemu-server's `update_vm_api`. Returns the log;
+/// the disk files to make are added to `ops`.
 pub(crate) fn apply(
     state: &mut State,
     node: &str,
     vmid: u32,
     params: &BTreeMap<String, String>,
+    ops: &mut Vec<VolumeOp>,
 ) -> Result<Vec<String>, ApiError> {
     let vm = state
         .vms
@@ -75,7 +78,7 @@ pub(crate) fn apply(
             let mac = state.random_mac();
             vm::with_mac(value, &mac)
         } else if vm::is_disk_key(key) {
-            disks::allocate(state, node, vmid, value).map_err(ApiError::fail)?
+            disks::allocate(state, node, vmid, value, ops).map_err(ApiError::fail)?
         } else {
             value.clone()
         };
@@ -109,9 +112,13 @@ pub(crate) fn apply(
             if vm::is_disk_key(key) {
                 let volid = vm::volid_of(&old).to_string();
                 if vm::is_cdrom(&old) {
+                    let owned = state.volume(node, &volid).is_some();
                     state
                         .volumes
                         .retain(|v| !(v.node == node && v.volid == volid));
+                    if owned {
+                        ops.push(VolumeOp::Remove { volid });
+                    }
                 } else if state.volume(node, &volid).is_some() {
                     let slot = (0..256)
                         .map(|i| format!("unused{i}"))
@@ -177,9 +184,18 @@ pub(crate) fn get(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
 }
 
 /// `PUT .../config`: applied before the answer.
-pub(crate) fn put(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
-    let mut state = ctx.cluster.lock();
-    apply(&mut state, ctx.node(), ctx.vmid(), ctx.params)?;
+pub(crate) async fn put(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
+    let mut ops = Vec::new();
+    apply(
+        &mut ctx.cluster.lock(),
+        ctx.node(),
+        ctx.vmid(),
+        ctx.params,
+        &mut ops,
+    )?;
+    disks::run_ops(ctx.cluster, ctx.node(), ops)
+        .await
+        .map_err(ApiError::fail)?;
     Ok(Value::Null.into())
 }
 
@@ -195,8 +211,11 @@ pub(crate) async fn post(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
             vmid,
             "local-lvm",
             move |cluster| async move {
-                let mut state = cluster.lock();
-                apply(&mut state, &node, vmid, &params).map_err(|e| e.message())
+                let mut ops = Vec::new();
+                let mut log = apply(&mut cluster.lock(), &node, vmid, &params, &mut ops)
+                    .map_err(|e| e.message())?;
+                log.extend(disks::run_ops(&cluster, &node, ops).await?);
+                Ok(log)
             },
         )
     };

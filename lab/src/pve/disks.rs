@@ -4,17 +4,20 @@
 use serde_json::json;
 
 use super::state::{State, Volume, now_secs, storage};
-use super::{Ctx, Out, check_unlocked, vm, vm_of};
+use super::{Cluster, Ctx, Out, check_unlocked, vm, vm_of};
 use crate::api::reply::ApiError;
+use crate::backend::VolumeOp;
 
 const CLOUDINIT_SIZE: u64 = 4 << 20;
 
-/// Turns a requested disk value into the stored one, allocating volumes as PVE does.
+/// Turns a requested disk value into the stored one, allocating volumes as PVE does; the
+/// files to make are added to `ops` (run by the task once the state is unlocked).
 pub(crate) fn allocate(
     state: &mut State,
     node: &str,
     vmid: u32,
     value: &str,
+    ops: &mut Vec<VolumeOp>,
 ) -> Result<String, String> {
     let mut parts = value.split(',');
     let first = parts.next().unwrap_or_default();
@@ -62,6 +65,16 @@ pub(crate) fn allocate(
         let name = state.next_disk_name(node, store, vmid);
         let volid = format!("{store}:{name}");
         state.add_volume(new_volume(node, store, &volid, "raw", size, vmid, None));
+        ops.push(match import {
+            Some(source) => VolumeOp::Import {
+                source: source.to_string(),
+                volid: volid.clone(),
+            },
+            None => VolumeOp::Create {
+                volid: volid.clone(),
+                size,
+            },
+        });
         let mut out = vec![volid];
         out.extend(
             options
@@ -110,6 +123,54 @@ pub(crate) fn new_volume(
     }
 }
 
+/// Runs volume operations in order (the state must not be locked) and returns their log.
+/// A size the store reports (an imported image's virtual size) replaces the volume's size
+/// and the `size=` of the disk values that use it.
+pub(crate) async fn run_ops(
+    cluster: &Cluster,
+    node: &str,
+    ops: Vec<VolumeOp>,
+) -> Result<Vec<String>, String> {
+    let mut log = Vec::new();
+    for op in ops {
+        let target = match &op {
+            VolumeOp::Import { volid, .. } => Some(volid.clone()),
+            _ => None,
+        };
+        let done = cluster.volumes.run(node, op).await?;
+        log.extend(done.log);
+        if let (Some(size), Some(volid)) = (done.size, target) {
+            record_size(&mut cluster.lock(), node, &volid, size);
+        }
+    }
+    Ok(log)
+}
+
+fn record_size(state: &mut State, node: &str, volid: &str, size: u64) {
+    if let Some(volume) = state
+        .volumes
+        .iter_mut()
+        .find(|v| v.node == node && v.volid == volid)
+    {
+        volume.size = size;
+    }
+    for vm in state.vms.values_mut().filter(|vm| vm.node == node) {
+        for value in vm.config.values_mut() {
+            if vm::volid_of(value) == volid {
+                *value = vm::with_size(value, size);
+            }
+        }
+    }
+}
+
+/// Removes the files of volumes a failed task had begun to make; errors are ignored (the
+/// task reports its own).
+pub(crate) async fn discard(cluster: &Cluster, node: &str, volids: Vec<String>) {
+    for volid in volids {
+        let _ = cluster.volumes.run(node, VolumeOp::Remove { volid }).await;
+    }
+}
+
 /// `PUT /nodes/{node}/qemu/{vmid}/resize`: a `resize` task since PVE 8.0.
 pub(crate) fn resize(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
     let mut state = ctx.cluster.lock();
@@ -148,6 +209,19 @@ pub(crate) fn resize(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
         vmid,
         &storage,
         move |cluster| async move {
+            let running = cluster.lock().vms.get(&vmid).is_some_and(|vm| vm.running);
+            if running {
+                cluster
+                    .backend
+                    .resize_running(vmid, &disk, new_size)
+                    .await?;
+            } else {
+                let op = VolumeOp::Resize {
+                    volid: volid.clone(),
+                    size: new_size,
+                };
+                run_ops(&cluster, &node, vec![op]).await?;
+            }
             let mut state = cluster.lock();
             if let Some(volume) = state
                 .volumes

@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 use serde_json::json;
 
 use super::state::Vm;
-use super::{Ctx, Out, check_unlocked, config, no_such_pool, power, vm, vm_of};
+use super::{Ctx, Out, check_unlocked, config, disks, no_such_pool, power, vm, vm_of};
 use crate::api::reply::ApiError;
+use crate::backend::VolumeOp;
 
 /// `POST /nodes/{node}/qemu`: a `qmcreate` task; disks may import (`import-from`).
 pub(crate) fn create(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
@@ -43,6 +44,7 @@ pub(crate) fn create(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
         ctx.task_duration(),
         injected,
         move |cluster, injected| async move {
+            let mut ops = Vec::new();
             let mut log = {
                 let mut state = cluster.lock();
                 if let Some(message) = injected {
@@ -56,7 +58,7 @@ pub(crate) fn create(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
                 for key in ["start", "unique", "pool", "storage", "archive"] {
                     settings.remove(key);
                 }
-                match config::apply(&mut state, &node, vmid, &settings) {
+                match config::apply(&mut state, &node, vmid, &settings, &mut ops) {
                     Ok(log) => log,
                     Err(e) => {
                         state.vms.remove(&vmid);
@@ -65,6 +67,19 @@ pub(crate) fn create(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
                     }
                 }
             };
+            let made: Vec<String> = ops.iter().filter_map(made_volume).collect();
+            match disks::run_ops(&cluster, &node, ops).await {
+                Ok(lines) => log.extend(lines),
+                Err(message) => {
+                    {
+                        let mut state = cluster.lock();
+                        state.vms.remove(&vmid);
+                        state.volumes.retain(|v| v.vmid != Some(vmid));
+                    }
+                    disks::discard(&cluster, &node, made).await;
+                    return Err(format!("unable to create VM {vmid} - {message}"));
+                }
+            }
             if start {
                 log.extend(power::boot(&cluster, vmid).await?);
             }
@@ -91,46 +106,55 @@ pub(crate) fn destroy(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
         )));
     }
     let unreferenced = ctx.flag("destroy-unreferenced-disks").unwrap_or(false);
+    let node = ctx.node().to_string();
     let upid = ctx.spawn_vm_task(
         &mut state,
         "qmdestroy",
         vmid,
         "local-lvm",
         move |cluster| async move {
-            let mut state = cluster.lock();
-            // A base volume with linked clones stays (pve-storage `vdisk_free`).
-            let in_use = state.volumes.iter().find_map(|v| {
-                let parent = v.parent.as_deref()?;
-                let parent_vmid = state.volume(&v.node, parent).and_then(|p| p.vmid);
-                (parent_vmid == Some(vmid) && v.vmid != Some(vmid)).then(|| parent.to_string())
-            });
-            if let Some(base) = in_use {
-                let name = base.split_once(':').map_or(base.as_str(), |(_, n)| n);
-                return Err(format!(
-                    "base volume '{name}' is still in use by linked cloned"
-                ));
-            }
-            let Some(vm) = state.vms.remove(&vmid) else {
-                return Err(format!("VM {vmid} does not exist"));
-            };
-            let referenced: Vec<String> = vm
-                .config
-                .iter()
-                .filter(|(k, _)| vm::is_disk_key(k) || k.starts_with("unused"))
-                .map(|(_, v)| vm::volid_of(v).to_string())
-                .collect();
-            let mut log = Vec::new();
-            state.volumes.retain(|v| {
-                let owned = v.node == vm.node && v.vmid == Some(vmid);
-                let remove = owned && (referenced.contains(&v.volid) || unreferenced);
-                if remove {
-                    log.push(format!(
-                        "  Logical volume \"{}\" successfully removed.",
-                        v.volid
+            let mut ops = Vec::new();
+            let mut log = {
+                let mut state = cluster.lock();
+                // A base volume with linked clones stays (pve-storage `vdisk_free`).
+                let in_use = state.volumes.iter().find_map(|v| {
+                    let parent = v.parent.as_deref()?;
+                    let parent_vmid = state.volume(&v.node, parent).and_then(|p| p.vmid);
+                    (parent_vmid == Some(vmid) && v.vmid != Some(vmid)).then(|| parent.to_string())
+                });
+                if let Some(base) = in_use {
+                    let name = base.split_once(':').map_or(base.as_str(), |(_, n)| n);
+                    return Err(format!(
+                        "base volume '{name}' is still in use by linked cloned"
                     ));
                 }
-                !remove
-            });
+                let Some(vm) = state.vms.remove(&vmid) else {
+                    return Err(format!("VM {vmid} does not exist"));
+                };
+                let referenced: Vec<String> = vm
+                    .config
+                    .iter()
+                    .filter(|(k, _)| vm::is_disk_key(k) || k.starts_with("unused"))
+                    .map(|(_, v)| vm::volid_of(v).to_string())
+                    .collect();
+                let mut log = Vec::new();
+                state.volumes.retain(|v| {
+                    let owned = v.node == vm.node && v.vmid == Some(vmid);
+                    let remove = owned && (referenced.contains(&v.volid) || unreferenced);
+                    if remove {
+                        log.push(format!(
+                            "  Logical volume \"{}\" successfully removed.",
+                            v.volid
+                        ));
+                        ops.push(VolumeOp::Remove {
+                            volid: v.volid.clone(),
+                        });
+                    }
+                    !remove
+                });
+                log
+            };
+            log.extend(disks::run_ops(&cluster, &node, ops).await?);
             Ok(log)
         },
     );
@@ -157,18 +181,28 @@ pub(crate) fn template(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
         vmid,
         "local-lvm",
         move |cluster| async move {
-            let mut state = cluster.lock();
-            let Some(vm) = state.vms.get(&vmid).cloned() else {
+            let Some(vm) = cluster.lock().vms.get(&vmid).cloned() else {
                 return Err(format!("VM {vmid} does not exist"));
             };
+            let renames: Vec<VolumeOp> = vm
+                .config
+                .iter()
+                .filter(|(key, value)| vm::is_disk_key(key) && !vm::is_cdrom(value))
+                .map(|(_, value)| vm::volid_of(value).to_string())
+                .filter_map(|old| {
+                    let new = base_name(vmid, &old);
+                    (new != old).then_some(VolumeOp::Rename { from: old, to: new })
+                })
+                .collect();
+            let mut log = disks::run_ops(&cluster, &vm.node, renames).await?;
+            let mut state = cluster.lock();
             let mut config = vm.config.clone();
-            let mut log = Vec::new();
             for (key, value) in &vm.config {
                 if !vm::is_disk_key(key) || vm::is_cdrom(value) {
                     continue;
                 }
                 let old = vm::volid_of(value).to_string();
-                let new = old.replacen(&format!("vm-{vmid}-"), &format!("base-{vmid}-"), 1);
+                let new = base_name(vmid, &old);
                 if new == old {
                     continue;
                 }
@@ -190,4 +224,17 @@ pub(crate) fn template(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
         },
     );
     Ok(json!(upid).into())
+}
+
+/// `local-lvm:vm-N-disk-K` → `local-lvm:base-N-disk-K`.
+fn base_name(vmid: u32, volid: &str) -> String {
+    volid.replacen(&format!("vm-{vmid}-"), &format!("base-{vmid}-"), 1)
+}
+
+/// The volume a create operation makes (to remove it if the task fails later).
+fn made_volume(op: &VolumeOp) -> Option<String> {
+    match op {
+        VolumeOp::Create { volid, .. } | VolumeOp::Import { volid, .. } => Some(volid.clone()),
+        _ => None,
+    }
 }

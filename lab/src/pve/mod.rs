@@ -23,7 +23,7 @@ use serde_json::Value;
 use crate::api::auth::Caller;
 use crate::api::params::Upload;
 use crate::api::reply::ApiError;
-use crate::backend::Backend;
+use crate::backend::{Backend, VolumeStore};
 use crate::faults::{FaultKind, FaultPlan, StorageLockConfig};
 use crate::schema::ApiSchema;
 use state::{State, Vm};
@@ -34,6 +34,8 @@ pub(crate) struct Cluster {
     pub(crate) nodes: Vec<String>,
     state: Mutex<State>,
     pub(crate) backend: Arc<dyn Backend>,
+    /// The files behind volumes (none for sim).
+    pub(crate) volumes: Arc<dyn VolumeStore>,
     /// How long a task runs when the faults file says nothing.
     pub(crate) task_time: Duration,
     /// Storage allocation locks per (node, storage), when contention is simulated.
@@ -49,6 +51,7 @@ impl Cluster {
         nodes: Vec<String>,
         state: State,
         backend: Arc<dyn Backend>,
+        volumes: Arc<dyn VolumeStore>,
         task_time: Duration,
         storage_lock: Option<StorageLockConfig>,
     ) -> Self {
@@ -56,6 +59,7 @@ impl Cluster {
             nodes,
             state: Mutex::new(state),
             backend,
+            volumes,
             task_time,
             storage_lock,
             storage_locks: Mutex::new(HashMap::new()),
@@ -277,7 +281,7 @@ pub(crate) async fn dispatch(ctx: &Ctx<'_>, template: &str, method: &str) -> Res
         ("POST", "/nodes/{node}/qemu/{vmid}/clone") => clone::clone(ctx),
         ("GET", "/nodes/{node}/qemu/{vmid}/config") => config::get(ctx),
         ("POST", "/nodes/{node}/qemu/{vmid}/config") => config::post(ctx).await,
-        ("PUT", "/nodes/{node}/qemu/{vmid}/config") => config::put(ctx),
+        ("PUT", "/nodes/{node}/qemu/{vmid}/config") => config::put(ctx).await,
         ("GET", "/nodes/{node}/qemu/{vmid}/cloudinit/dump") => config::dump(ctx),
         ("GET", "/nodes/{node}/qemu/{vmid}/pending") => config::pending(ctx),
         ("GET", "/nodes/{node}/qemu/{vmid}/cloudinit") => config::cloudinit_get(ctx),

@@ -1,7 +1,7 @@
 //! `status/start|stop|shutdown|reboot` (tasks) and `status/current`.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 
@@ -9,7 +9,7 @@ use super::cluster::{cpus, sizes, vm_summary};
 use super::state::Vm;
 use super::{Cluster, Ctx, Out, check_unlocked, vm, vm_of};
 use crate::api::reply::ApiError;
-use crate::backend::{GuestNic, GuestSpec};
+use crate::backend::{GuestDisk, GuestNic, GuestSpec};
 use crate::cloudinit;
 
 /// Regenerates the NoCloud seed (as qemu-server does at every start) and boots the guest.
@@ -50,17 +50,53 @@ fn guest_spec(vm: &Vm, nocloud: cloudinit::NoCloud) -> GuestSpec {
                 .map_or("", String::as_str),
         );
         let static_ip = |key: &str| ipconfig.get(key).filter(|v| v.contains('/')).cloned();
+        let net_kv = vm::parse_kv(net);
         nics.push(GuestNic {
             name: format!("eth{index}"),
             mac: vm::mac_of(net).unwrap_or_default().to_lowercase(),
+            model: vm::nic_model(net),
+            bridge: net_kv.get("bridge").cloned(),
             ipv4: static_ip("ip"),
             ipv6: static_ip("ip6"),
         });
     }
+    let boot_order: Vec<String> = vm
+        .config
+        .get("boot")
+        .and_then(|b| vm::parse_kv(b).get("order").cloned())
+        .map(|order| order.split(';').map(str::to_string).collect())
+        .unwrap_or_default();
+    let disks = vm
+        .config
+        .iter()
+        .filter(|(key, value)| vm::is_disk_key(key) && value.contains(':'))
+        .map(|(key, value)| GuestDisk {
+            key: key.clone(),
+            volid: vm::volid_of(value).to_string(),
+            cdrom: vm::is_cdrom(value),
+            cloudinit: vm::volid_of(value).ends_with("-cloudinit"),
+            boot_index: boot_order
+                .iter()
+                .position(|k| k == key)
+                .and_then(|i| u32::try_from(i).ok()),
+        })
+        .collect();
+    let number = |key: &str, default: u64| {
+        vm.config
+            .get(key)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(default)
+    };
     let name = vm.name();
     GuestSpec {
         vmid: vm.vmid,
+        node: vm.node.clone(),
         name: name.clone(),
+        memory_mib: number("memory", 512),
+        sockets: u32::try_from(number("sockets", 1)).unwrap_or(1),
+        cores: u32::try_from(number("cores", 1)).unwrap_or(1),
+        agent: vm::agent_enabled(&vm.config),
+        disks,
         nics,
         nocloud,
         host_key: crate::sshkeys::ed25519_public_key(
@@ -95,6 +131,10 @@ pub(crate) fn start(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
     Ok(json!(upid).into())
 }
 
+/// How long a shutdown waits for the guest before powering it off when the request gives
+/// no `timeout`.
+const SHUTDOWN_TIMEOUT_SECS: u64 = 180;
+
 /// `POST .../status/stop` (`qmstop`) and `.../status/shutdown` (`qmshutdown`).
 pub(crate) fn stop(ctx: &Ctx<'_>, kind: &'static str) -> Result<Out, ApiError> {
     let mut state = ctx.cluster.lock();
@@ -104,6 +144,11 @@ pub(crate) fn stop(ctx: &Ctx<'_>, kind: &'static str) -> Result<Out, ApiError> {
         check_unlocked(vm)?;
     }
     let injected = ctx.injected(vmid, "local-lvm");
+    let timeout = Duration::from_secs(
+        ctx.opt("timeout")
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(SHUTDOWN_TIMEOUT_SECS),
+    );
     let upid = ctx.cluster.spawn_task(
         &mut state,
         ctx.node(),
@@ -124,7 +169,11 @@ pub(crate) fn stop(ctx: &Ctx<'_>, kind: &'static str) -> Result<Out, ApiError> {
                     Ok(vec![format!("VM {vmid} is already stopped")])
                 };
             }
-            cluster.backend.power_off(vmid).await;
+            if kind == "qmshutdown" {
+                cluster.backend.shutdown(vmid, timeout).await;
+            } else {
+                cluster.backend.power_off(vmid).await;
+            }
             if let Some(vm) = cluster.lock().vms.get_mut(&vmid) {
                 vm.running = false;
                 vm.pid = None;

@@ -4,8 +4,9 @@ use serde_json::{Value, json};
 
 use super::cluster::used_bytes;
 use super::state::{STORAGES, StorageDef, Volume, now_secs, storage};
-use super::{Ctx, Out};
+use super::{Ctx, Out, disks};
 use crate::api::reply::ApiError;
+use crate::backend::VolumeOp;
 
 fn storage_of(ctx: &Ctx<'_>) -> Result<&'static StorageDef, ApiError> {
     let id = ctx.param("storage");
@@ -160,6 +161,13 @@ pub(crate) fn upload(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
                     return Err(format!("checksum mismatch: got '{got}' != expect '{want}'"));
                 }
                 log.push("validating checksum... OK".to_string());
+            }
+            if let Some(spooled) = &upload.spooled {
+                let op = VolumeOp::StoreUpload {
+                    spooled: spooled.path.clone(),
+                    volid: volid.clone(),
+                };
+                log.extend(disks::run_ops(&cluster, &node, vec![op]).await?);
             }
             cluster.lock().add_volume(Volume {
                 node,

@@ -41,6 +41,18 @@ pub(crate) fn mac_of(net: &str) -> Option<String> {
     NIC_MODELS.iter().find_map(|m| kv.get(*m).cloned())
 }
 
+/// The NIC model of a `netN` value (`virtio` when it names none).
+pub(crate) fn nic_model(net: &str) -> String {
+    let kv = parse_kv(net);
+    if let Some(model) = kv.get("model") {
+        return model.clone();
+    }
+    NIC_MODELS
+        .iter()
+        .find(|m| kv.contains_key(**m))
+        .map_or_else(|| "virtio".to_string(), |m| (*m).to_string())
+}
+
 /// Gives a `netN` value a MAC (PVE adds one when the request has none) or replaces it
 /// (clone). The result has PVE's canonical `model=MAC` first.
 pub(crate) fn with_mac(net: &str, mac: &str) -> String {
