@@ -3,6 +3,8 @@
 use std::process::Stdio;
 use std::time::Duration;
 
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
 use tokio::task::JoinSet;
 
 use crate::config::CommandCheck;
@@ -32,19 +34,37 @@ async fn run(command: &CommandCheck) -> Check {
         return check(name, Status::Fail, "no program to run");
     };
     let timeout = Duration::from_secs(u64::from(command.timeout_secs));
-    // kill_on_drop: a command that runs past its timeout is killed when the future is dropped.
-    let output = tokio::process::Command::new(program)
+    // Its own process group, so a timeout kills what the command started too (`sh -c`);
+    // kill_on_drop covers the command itself when the future is dropped.
+    let child = tokio::process::Command::new(program)
         .args(args)
         .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
         .kill_on_drop(true)
-        .output();
-    match tokio::time::timeout(timeout, output).await {
-        Err(_) => check(
-            name,
-            Status::Fail,
-            format!("{program} timed out after {} s", command.timeout_secs),
-        ),
-        Ok(Err(error)) => check(name, Status::Fail, format!("cannot run {program}: {error}")),
+        .spawn();
+    let child = match child {
+        Ok(child) => child,
+        Err(error) => return check(name, Status::Fail, format!("cannot run {program}: {error}")),
+    };
+    let group = child
+        .id()
+        .and_then(|id| i32::try_from(id).ok())
+        .map(Pid::from_raw);
+    match tokio::time::timeout(timeout, child.wait_with_output()).await {
+        Err(_) => {
+            if let Some(group) = group {
+                // The group may be gone already; nothing is left to stop then.
+                let _ = killpg(group, Signal::SIGKILL);
+            }
+            check(
+                name,
+                Status::Fail,
+                format!("{program} timed out after {} s", command.timeout_secs),
+            )
+        }
+        Ok(Err(error)) => check(name, Status::Fail, format!("{program}: {error}")),
         Ok(Ok(output)) => {
             let stdout = String::from_utf8_lossy(&output.stdout);
             let stderr = String::from_utf8_lossy(&output.stderr);

@@ -1,6 +1,7 @@
 //! The command line: global flags, one module per command. Commands parse
 //! their arguments, call the library, and print; nothing else.
 
+mod agent;
 mod apply;
 mod completions;
 mod destroy;
@@ -13,7 +14,9 @@ mod render;
 mod runs;
 mod schema;
 mod secrets;
+mod serve;
 mod session;
+mod status;
 mod validate;
 
 use std::path::PathBuf;
@@ -103,6 +106,12 @@ pub enum Command {
     Runs(runs::RunsArgs),
     /// Golden images: build one offline, list the catalog and the cache.
     Image(image::ImageArgs),
+    /// The collector: agents' reports in; node states, /metrics and a status page out.
+    Serve(serve::ServeArgs),
+    /// The nodes' health as the collector sees it.
+    Status(status::StatusArgs),
+    /// The agents on the hosts: issue a report token.
+    Agent(agent::AgentArgs),
     /// Print shell completions.
     Completions {
         #[arg(value_enum)]
@@ -151,5 +160,8 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Secrets(args) => secrets::run(&cli.global, &args),
         Command::Render(args) => render::run(&cli.global, &args),
         Command::Image(args) => image::run(&cli.global, &args),
+        Command::Serve(args) => serve::run(&cli.global, &args),
+        Command::Status(args) => status::run(&cli.global, &args),
+        Command::Agent(args) => agent::run(&cli.global, &args),
     }
 }

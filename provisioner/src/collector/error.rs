@@ -1,0 +1,79 @@
+//! What can go wrong in the collector. Every message names the file, the
+//! node or the address it is about; none carries a token.
+
+use std::path::{Path, PathBuf};
+
+use crate::secrets::SecretsError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CollectorError {
+    #[error("cannot find the collector's state directory: {0}")]
+    Dirs(#[from] SecretsError),
+
+    #[error("cannot {action} {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("collector database {path}: {source}")]
+    Sqlite {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+
+    #[error(
+        "{path} was written by a newer kiln (collector schema {found}, this kiln knows up \
+         to {known}); use that kiln or a newer one"
+    )]
+    NewerSchema {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
+
+    #[error("collector database {path}: the writer thread {reason}")]
+    WriterGone { path: PathBuf, reason: &'static str },
+
+    #[error("collector database {path}: cannot store a report: {reason}")]
+    WriteFailed { path: PathBuf, reason: String },
+
+    #[error("collector database {path}: a stored report does not parse: {reason}")]
+    BadStoredReport { path: PathBuf, reason: String },
+
+    #[error("collector certificate: {0}")]
+    Certificate(String),
+
+    #[error("cannot listen on {address}: {source}")]
+    Listen {
+        address: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("the system random number generator failed while making {what}")]
+    Random { what: &'static str },
+
+    #[error("collector {url}: {reason}")]
+    Client { url: String, reason: String },
+}
+
+impl CollectorError {
+    pub(crate) fn io(action: &'static str, path: &Path, source: std::io::Error) -> Self {
+        Self::Io {
+            action,
+            path: path.to_owned(),
+            source,
+        }
+    }
+
+    pub(crate) fn sqlite(path: &Path) -> impl FnOnce(rusqlite::Error) -> Self + '_ {
+        move |source| Self::Sqlite {
+            path: path.to_owned(),
+            source,
+        }
+    }
+}
