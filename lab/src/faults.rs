@@ -33,6 +33,10 @@ pub struct FaultConfig {
     /// and fail after waiting `timeout_ms` for it.
     #[serde(default)]
     pub storage_lock: Option<StorageLockConfig>,
+    /// VMs that never finish booting: they run, but their guest agent never
+    /// answers (PVE: `QEMU guest agent is not running`), like a broken image.
+    #[serde(default)]
+    pub broken_boot_vmids: Vec<u32>,
 }
 
 /// Per-storage lock contention (see `FaultConfig::storage_lock`).
@@ -183,6 +187,13 @@ impl Faults {
             .as_ref()
             .and_then(|c| c.boot_to_agent_ms)
             .map(Duration::from_millis)
+    }
+
+    /// Whether the VM is one whose guest never boots (`broken_boot_vmids`).
+    pub(crate) fn never_boots(&self, vmid: u32) -> bool {
+        self.config
+            .as_ref()
+            .is_some_and(|c| c.broken_boot_vmids.contains(&vmid))
     }
 
     /// Draws the faults of the next request of `operation`.

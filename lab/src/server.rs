@@ -201,8 +201,12 @@ async fn process(app: &App, req: Request<Body>) -> (Response, BTreeMap<String, S
         return (response, values);
     }
     tokio::time::sleep(plan.latency).await;
+    let vmid: Option<u32> = all.get("vmid").and_then(|v| v.parse().ok());
+    if operation == "agent" && vmid.is_some_and(|vmid| app.faults.never_boots(vmid)) {
+        let response = ApiError::fail("QEMU guest agent is not running").into_response();
+        return (response, values);
+    }
     if let Some(kind) = plan.error {
-        let vmid = all.get("vmid").and_then(|v| v.parse().ok());
         let response = ApiError::fail(kind.message(vmid, "local-lvm")).into_response();
         return (response, values);
     }

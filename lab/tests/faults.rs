@@ -113,3 +113,46 @@ async fn dropped_connections_and_latency() {
     assert!(started.elapsed() >= Duration::from_millis(300));
     assert_eq!(nodes.body["data"].as_array().unwrap().len(), 2);
 }
+
+#[tokio::test]
+async fn a_broken_boot_vm_never_gets_its_guest_agent_up() {
+    let faults =
+        FaultConfig::from_yaml("seed: 1\nboot_to_agent_ms: 10\nbroken_boot_vmids: [9200]\n")
+            .unwrap();
+    let lab = common::start(LabConfig {
+        faults: Some(faults),
+        ..LabConfig::default()
+    })
+    .await;
+    lab.lab.add_template("pve1", 9000, "tpl").unwrap();
+    for vmid in ["9200", "9201"] {
+        lab.ok_task(
+            lab.post("/nodes/pve1/qemu/9000/clone", &[("newid", vmid)])
+                .await,
+        )
+        .await;
+        lab.ok_task(
+            lab.post(&format!("/nodes/pve1/qemu/{vmid}/status/start"), &[])
+                .await,
+        )
+        .await;
+    }
+    let mut healthy = lab.post("/nodes/pve1/qemu/9201/agent/ping", &[]).await;
+    for _ in 0..100 {
+        if healthy.status == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        healthy = lab.post("/nodes/pve1/qemu/9201/agent/ping", &[]).await;
+    }
+    assert_eq!(
+        healthy.status, 200,
+        "9201's agent never came up: {}",
+        healthy.reason
+    );
+    let running = lab.get("/nodes/pve1/qemu/9200/status/current").await;
+    assert_eq!(running.body["data"]["status"], "running");
+    let broken = lab.post("/nodes/pve1/qemu/9200/agent/ping", &[]).await;
+    assert_eq!(broken.status, 500);
+    assert_eq!(broken.reason, "QEMU guest agent is not running");
+}

@@ -45,6 +45,7 @@ fn faults(seed: u64) -> FaultConfig {
             hold_ms: 40,
             timeout_ms: 60,
         }),
+        broken_boot_vmids: Vec::new(),
     }
 }
 
