@@ -102,6 +102,10 @@ impl<'a> Session<'a> {
         Ok(())
     }
 
+    pub fn client(&self) -> &ProxmoxClient {
+        &self.client
+    }
+
     /// Observes Proxmox, plans with `make_plan`, shows the plan, asks before
     /// destroying, and runs it.
     pub async fn converge(
@@ -227,7 +231,7 @@ impl<'a> Session<'a> {
         }))
     }
 
-    fn label(&self, phase: &str) -> RunLabel {
+    pub fn label(&self, phase: &str) -> RunLabel {
         let holder = self.lock.holder();
         let command = if phase == self.command {
             self.command.clone()
@@ -241,7 +245,7 @@ impl<'a> Session<'a> {
         }
     }
 
-    fn sink(&self) -> Arc<dyn EventSink> {
+    pub fn sink(&self) -> Arc<dyn EventSink> {
         let progress: Arc<dyn EventSink> = match self.global.output {
             OutputFormat::Json => Arc::new(progress::JsonEvents),
             OutputFormat::Text if progress::live(self.global.progress) => {
@@ -254,7 +258,7 @@ impl<'a> Session<'a> {
 }
 
 /// Turns `true` at the first Ctrl-C.
-fn interrupt() -> watch::Receiver<bool> {
+pub fn interrupt() -> watch::Receiver<bool> {
     let (interrupt, interrupted) = watch::channel(false);
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
@@ -269,7 +273,7 @@ fn interrupt() -> watch::Receiver<bool> {
 
 /// Asks for the cluster's name before VMs are destroyed; off a terminal
 /// there is no one to ask, so only `--yes` proceeds.
-fn confirm_destruction(cluster: &str) -> anyhow::Result<bool> {
+pub fn confirm_destruction(cluster: &str) -> anyhow::Result<bool> {
     if !std::io::stdin().is_terminal() {
         eprintln!(
             "kiln: this plan destroys VMs and there is no terminal to confirm it: rerun with --yes"
