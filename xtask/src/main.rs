@@ -39,7 +39,11 @@ fn main() -> ExitCode {
     let result = match cli.task {
         Task::Test { nextest_args } => test::run_all(&nextest_args),
         Task::Setup => setup::ensure_all().map(drop),
-        Task::Bench => command::run("cargo", &["bench", "-p", "kiln", "--bench", "engine"], &[]),
+        Task::Bench => command::run(
+            "cargo",
+            &["bench", "-p", "kiln", "--bench", "engine", "--bench", "collector"],
+            &[],
+        ),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -34,6 +34,11 @@ const PACKAGES: &[Package] = &[
         why: "the SSH tests run a real sshd on loopback (and ssh-keygen, ssh-keyscan from openssh-client)",
     },
     Package {
+        name: "chromium",
+        probe: "/usr/bin/chromium",
+        why: "the collector's status page is rendered and screenshotted by headless Chromium",
+    },
+    Package {
         name: "debootstrap",
         probe: "/usr/sbin/debootstrap",
         why: "builds the golden image's root filesystem from Debian packages",

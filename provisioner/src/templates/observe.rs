@@ -33,7 +33,7 @@ pub async fn observe_templates(
         if locked.is_empty() || Instant::now() >= deadline {
             return Ok(observed);
         }
-        tracing::info!(locked = %locked.join(", "), "waiting for Proxmox to unlock");
+        tracing::warn!(locked = %locked.join(", "), "waiting for Proxmox to unlock");
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
