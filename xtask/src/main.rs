@@ -39,11 +39,7 @@ fn main() -> ExitCode {
     let result = match cli.task {
         Task::Test { nextest_args } => test::run_all(&nextest_args),
         Task::Setup => setup::ensure_all().map(drop),
-        Task::Bench => command::run(
-            "cargo",
-            &["bench", "-p", "kiln", "--bench", "engine", "--bench", "collector"],
-            &[],
-        ),
+        Task::Bench => bench(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -52,6 +48,28 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Every benchmark: the engine's and the collector's, then the agent's cycle cost.
+fn bench() -> anyhow::Result<()> {
+    command::run(
+        "cargo",
+        &[
+            "bench",
+            "-p",
+            "kiln",
+            "--bench",
+            "engine",
+            "--bench",
+            "collector",
+        ],
+        &[],
+    )?;
+    command::run(
+        "cargo",
+        &["bench", "-p", "kiln-agent", "--bench", "cycle"],
+        &[],
+    )
 }
 
 /// The workspace root (xtask lives one level below it).
