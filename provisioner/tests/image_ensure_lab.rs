@@ -10,6 +10,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use kiln::proxmox::{CreateVm, NetDevice, NewDisk};
+use kiln::templates::{TEMPLATE_TAG, TemplateMarker};
 use kiln_images::{BUILDER_VERSION, Cache, CachedImage, Recipe};
 use kiln_lab::{LabConfig, LoggedRequest, RunningLab};
 use sha2::{Digest, Sha256};
@@ -186,7 +187,7 @@ async fn from_empty_both_templates_are_made_and_a_second_run_changes_nothing() {
     assert_eq!(get("scsihw"), "virtio-scsi-single");
     assert_eq!(get("cores"), "1");
     assert!(get("net0").contains("bridge=vmbr0"), "{config:?}");
-    let marker = kiln::templates::TemplateMarker::parse(&get("description")).expect("marker");
+    let marker = TemplateMarker::parse(&get("description")).expect("marker");
     assert_eq!(
         (marker.cluster.as_str(), marker.template.as_str()),
         ("lab", "debian-12")
@@ -281,6 +282,68 @@ async fn a_foreign_vm_on_a_template_vmid_is_an_error_naming_it_and_is_left_alone
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_template_left_unconverted_by_an_interrupted_run_is_finished() {
+    let fixture = Fixture::new().await;
+    let client = proxmox_common::client(&fixture.lab);
+    // What a run killed between create and convert leaves behind.
+    let marker = TemplateMarker {
+        cluster: "lab".into(),
+        template: "debian-12".into(),
+        image: "debian-12".into(),
+        checksum: format!("sha256:{}", fixture.golden_sha256),
+        kiln_version: "test".into(),
+        run: "test".into(),
+    };
+    let half_made = CreateVm {
+        vmid: 9000,
+        name: Some("debian-12".into()),
+        disks: vec![(
+            "scsi0".into(),
+            NewDisk::Empty {
+                storage: "local-lvm".into(),
+                size_gib: 1,
+            },
+        )],
+        tags: vec!["kiln".into(), "kiln-lab".into(), TEMPLATE_TAG.into()],
+        description: Some(marker.description()),
+        ..CreateVm::default()
+    };
+    client
+        .run(|| client.create_vm("pve1", &half_made))
+        .await
+        .expect("half-made template");
+    let inventory = fixture.inventory("lab.yaml", identity);
+    let planned = fixture.kiln(&inventory, &["plan"]).await;
+    assert!(
+        planned.stderr.contains("run `kiln image ensure`")
+            && !planned.stderr.contains("no kiln block"),
+        "apply's planner takes it for a missing template, not a node: {}",
+        planned.output()
+    );
+
+    let before = fixture.mutating().len();
+    let run = fixture.kiln(&inventory, &["image", "ensure"]).await;
+    assert_eq!(run.code, Some(0), "{}", run.output());
+    assert!(run.stdout.contains("converted"), "{}", run.output());
+    let on_9000: Vec<String> = fixture.mutating()[before..]
+        .iter()
+        .filter(|request| {
+            request.path.contains("/qemu/9000")
+                || request.params.get("vmid").map(String::as_str) == Some("9000")
+        })
+        .map(|request| format!("{} {}", request.method, request.path))
+        .collect();
+    assert_eq!(on_9000, ["POST /api2/json/nodes/pve1/qemu/9000/template"]);
+    assert!(
+        client
+            .vm_config("pve1", 9000)
+            .await
+            .expect("config")
+            .is_template()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_changed_image_replaces_the_template_only_with_replace() {
     let fixture = Fixture::new().await;
     let inventory = fixture.inventory("lab.yaml", identity);
@@ -330,8 +393,7 @@ async fn a_changed_image_replaces_the_template_only_with_replace() {
     );
     let client = proxmox_common::client(&fixture.lab);
     let config = client.vm_config("pve1", 9000).await.expect("config");
-    let marker = kiln::templates::TemplateMarker::parse(&config.description().unwrap_or_default())
-        .expect("marker");
+    let marker = TemplateMarker::parse(&config.description().unwrap_or_default()).expect("marker");
     let mut bytes = Vec::new();
     std::fs::File::open(&golden.path)
         .and_then(|mut file| file.read_to_end(&mut bytes))

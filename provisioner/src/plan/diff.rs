@@ -8,6 +8,7 @@ use super::desired::{DesiredVm, desired_vms, ownership_tag};
 use super::marker::Stage;
 use super::observed::ObservedVm;
 use super::{Action, Change, NodePlan, Orphan, OrphanAction, Plan, PlanError};
+use crate::templates::TEMPLATE_TAG;
 
 const GIB: u64 = 1024 * 1024 * 1024;
 
@@ -49,7 +50,7 @@ pub fn plan(
         })
         .collect();
 
-    let guests = observed.iter().filter(|vm| !vm.template);
+    let guests = observed.iter().filter(|vm| !is_template(vm));
     let (ours, foreign): (Vec<&ObservedVm>, Vec<&ObservedVm>) =
         guests.partition(|vm| is_ours(vm, &cluster, &tag));
     let mut by_node: BTreeMap<&str, &ObservedVm> = BTreeMap::new();
@@ -167,7 +168,7 @@ pub fn destroy_plan(
     let mut nodes = Vec::new();
     for vm in observed
         .iter()
-        .filter(|vm| !vm.template && vm.tags.contains(&tag))
+        .filter(|vm| !is_template(vm) && vm.tags.contains(&tag))
     {
         let Some(marker) = vm.config.as_ref().and_then(|config| config.marker.as_ref()) else {
             errors.push(PlanError::UnmarkedVm {
@@ -221,6 +222,12 @@ pub fn destroy_plan(
     } else {
         Err(errors)
     }
+}
+
+/// A template `kiln image ensure` made, converted or not yet (a run
+/// stopped between create and convert): never a node, whatever its tags.
+fn is_template(vm: &ObservedVm) -> bool {
+    vm.template || vm.tags.contains(TEMPLATE_TAG)
 }
 
 /// A VM is this cluster's when it carries the tag, or when it is a clone a

@@ -356,6 +356,27 @@ fn templates_are_never_nodes() {
 }
 
 #[test]
+fn a_template_an_interrupted_ensure_left_unconverted_is_no_node() {
+    let inventory = inventory(INVENTORY);
+    let mut half_made = templates().remove(0);
+    half_made.template = false;
+    half_made.tags.extend([
+        ownership_tag(inventory.cluster.name.as_str()),
+        crate::templates::TEMPLATE_TAG.to_owned(),
+    ]);
+    half_made.config = Some(ObservedConfig::default());
+    let observed: Vec<ObservedVm> = templates().into_iter().skip(1).chain([half_made]).collect();
+    let errors =
+        plan(&inventory, &observed, &PlanOptions::default()).expect_err("not a template yet");
+    assert!(
+        matches!(&errors[..], [PlanError::TemplateMissing { vmid: 9000, .. }]),
+        "{errors:?}"
+    );
+    let destroy = destroy_plan(&inventory, &observed, None).expect("destroy plan");
+    assert!(destroy.nodes.is_empty(), "{destroy:?}");
+}
+
+#[test]
 fn a_missing_template_is_named_with_the_fix() {
     let errors =
         plan(&inventory(INVENTORY), &[], &PlanOptions::default()).expect_err("no templates");
