@@ -383,8 +383,8 @@ fn run() -> anyhow::Result<ExitCode> {
             for pid in &report.killed_qemu {
                 println!("killed QEMU process {pid}");
             }
-            if report.removed_namespace {
-                println!("removed network namespace kiln-lab-{}", instance.instance);
+            if let Some(namespace) = &report.removed_namespace {
+                println!("removed network namespace {namespace}");
             }
             println!("removed {}", dir.display());
             Ok(ExitCode::SUCCESS)

@@ -2,7 +2,8 @@
 //! qemu-guest-agent, sshd), driven through the PVE API like kiln drives a Proxmox:
 //! upload → create with import-from → template → linked clone → cloud-init keys → start →
 //! agent → SSH from inside the lab's namespace → stop → delete → `kiln-lab down`.
-//! And `down` after a SIGKILLed `serve` removes everything.
+//! And a QEMU that dies on its own shows as stopped; `down` after a SIGKILLed `serve` removes
+//! everything.
 //!
 //! Needs root, qemu-system-x86, qemu-utils and iproute2 (`cargo xtask setup`). The API is
 //! reached through `serve --publish 127.0.0.1:0` (host loopback); SSH runs inside the
@@ -449,6 +450,25 @@ async fn down_after_a_killed_serve_removes_namespace_qemu_and_disks() {
         .await,
     )
     .await;
+    api.task(api.post("/nodes/pve1/qemu/100/status/start", &[]).await)
+        .await;
+    // A QEMU that goes away on its own (a guest powering off) shows as stopped...
+    let first = qemu_processes(&lab.data);
+    assert_eq!(first.len(), 1);
+    Command::new("kill")
+        .args(["-KILL", &first[0].to_string()])
+        .status()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, current) = api.get("/nodes/pve1/qemu/100/status/current").await;
+        if current["data"]["status"] == "stopped" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still running: {current}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // ... and starts again.
     api.task(api.post("/nodes/pve1/qemu/100/status/start", &[]).await)
         .await;
     assert_eq!(qemu_processes(&lab.data).len(), 1);

@@ -108,6 +108,11 @@ pub trait Backend: Send + Sync + 'static {
     fn power_on(&self, spec: GuestSpec) -> BoxFuture<'_, Result<(), String>>;
     /// Powers the guest off at once.
     fn power_off(&self, vmid: u32) -> BoxFuture<'_, ()>;
+    /// Whether a guest the lab powered on is still running (a real guest may power itself
+    /// off).
+    fn alive(&self, _vmid: u32) -> bool {
+        true
+    }
     /// Asks the guest to shut down (ACPI), and powers it off when it has not within `timeout`.
     fn shutdown(&self, vmid: u32, _timeout: Duration) -> BoxFuture<'_, ()> {
         self.power_off(vmid)

@@ -94,6 +94,18 @@ impl Cluster {
         }
     }
 
+    /// Marks VMs whose guest powered itself off as stopped (PVE sees the QEMU process gone).
+    fn reconcile_power(&self) {
+        let mut state = self.lock();
+        for vm in state.vms.values_mut().filter(|vm| vm.running) {
+            if !self.backend.alive(vm.vmid) {
+                vm.running = false;
+                vm.pid = None;
+                vm.started_at = None;
+            }
+        }
+    }
+
     /// The state; a panic elsewhere while it was held does not make it unusable.
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
@@ -263,6 +275,7 @@ pub(crate) fn operation(template: &str, method: &str) -> Option<&'static str> {
 
 /// Runs the handler of a served endpoint (`POST /access/ticket` is answered by the server).
 pub(crate) async fn dispatch(ctx: &Ctx<'_>, template: &str, method: &str) -> Result<Out, ApiError> {
+    ctx.cluster.reconcile_power();
     if template.starts_with("/nodes/{node}") && !ctx.cluster.nodes.iter().any(|n| n == ctx.node()) {
         let node = ctx.node();
         return Err(ApiError::fail(format!(

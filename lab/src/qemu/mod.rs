@@ -260,6 +260,11 @@ impl Backend for QemuBackend {
         })
     }
 
+    fn alive(&self, vmid: u32) -> bool {
+        self.guest(vmid)
+            .is_some_and(|guest| !*guest.exited.borrow())
+    }
+
     fn shutdown(&self, vmid: u32, timeout: Duration) -> BoxFuture<'_, ()> {
         Box::pin(async move {
             let Some(guest) = self.take(vmid) else {

@@ -62,7 +62,8 @@ impl LabRecord {
 pub struct DownReport {
     pub stopped_serve: bool,
     pub killed_qemu: Vec<u32>,
-    pub removed_namespace: bool,
+    /// The namespace deleted, if it was still there.
+    pub removed_namespace: Option<String>,
 }
 
 /// Stops the lab recorded in `data_dir` and removes everything it made. Safe to repeat.
@@ -99,7 +100,7 @@ fn remove_all(record: &LabRecord, report: &mut DownReport) -> Result<(), LabErro
     }
     if netns::exists(&record.namespace) {
         netns::delete(&record.namespace)?;
-        report.removed_namespace = true;
+        report.removed_namespace = Some(record.namespace.clone());
     }
     if let Some(credentials) = &record.credentials {
         let _ = std::fs::remove_file(credentials);
