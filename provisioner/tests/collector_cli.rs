@@ -2,6 +2,8 @@
 //! `kiln serve` as a process on 127.0.0.1 (its printed URL and fingerprint,
 //! graceful stop on SIGTERM) and `kiln status` against it.
 
+#![allow(clippy::unwrap_used)]
+
 mod collector_common;
 
 use std::io::{BufRead, BufReader};

@@ -2,6 +2,8 @@
 //! its status and reason, acceptance, node states, metrics, revocation,
 //! restart and retention. Reports are built from the agent's wire types.
 
+#![allow(clippy::unwrap_used)]
+
 mod collector_common;
 
 use std::time::Duration;

@@ -3,6 +3,8 @@
 //! renders the DOM and takes a screenshot. Without Chromium this test fails:
 //! a page nobody rendered is not a tested page.
 
+#![allow(clippy::unwrap_used)]
+
 mod collector_common;
 
 use std::path::{Path, PathBuf};

@@ -266,3 +266,83 @@ fn view(identity: NodeIdentity, stored: Option<&StoredReport>, now_ms: u64) -> N
         node: identity.node,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(node: &str, token_id: i64) -> VerifiedToken {
+        VerifiedToken {
+            identity: NodeIdentity {
+                cluster: "home".into(),
+                node: node.into(),
+            },
+            token_id,
+        }
+    }
+
+    #[test]
+    fn the_bucket_empties_and_refills_with_time() {
+        let table = NodeTable::new(
+            RateLimit {
+                burst: 2,
+                per_second: 1.0,
+            },
+            vec![],
+            vec![],
+        );
+        let cp1 = token("cp1", 1);
+        let start = Instant::now();
+        assert!(table.admit(&cp1, start).is_ok());
+        assert!(table.admit(&cp1, start).is_ok());
+        let Err(Refusal::RateLimited { retry_after }) = table.admit(&cp1, start) else {
+            panic!("a third report at once was admitted");
+        };
+        assert!(retry_after <= Duration::from_secs(1), "{retry_after:?}");
+        assert!(
+            table
+                .admit(&cp1, start + Duration::from_millis(1100))
+                .is_ok()
+        );
+        assert!(table.admit(&token("w1", 2), start).is_ok());
+    }
+
+    #[test]
+    fn a_released_sequence_can_be_claimed_again_and_a_new_token_resets_it() {
+        let table = NodeTable::new(RateLimit::default(), vec![], vec![]);
+        let first = token("cp1", 1);
+        assert_eq!(table.claim(&first, 4), Ok(None));
+        assert_eq!(table.claim(&first, 5), Ok(Some(4)));
+        table.release(&first, 5, Some(4));
+        assert_eq!(table.claim(&first, 5), Ok(Some(4)));
+        assert_eq!(table.claim(&first, 5), Err(Refusal::Replayed { last: 5 }));
+        assert_eq!(table.claim(&token("cp1", 2), 1), Ok(None));
+    }
+
+    #[test]
+    fn sync_keeps_only_nodes_with_a_token() {
+        let identity = |node: &str| NodeIdentity {
+            cluster: "home".into(),
+            node: node.into(),
+        };
+        let table = NodeTable::new(
+            RateLimit::default(),
+            vec![],
+            vec![(identity("cp1"), 1), (identity("w1"), 2)],
+        );
+        assert_eq!(table.snapshot(0).len(), 2);
+        table.sync(vec![(identity("w1"), 2), (identity("w2"), 3)]);
+        let names: Vec<String> = table
+            .snapshot(0)
+            .into_iter()
+            .map(|view| view.node)
+            .collect();
+        assert_eq!(names, ["w1", "w2"]);
+        assert!(
+            table
+                .snapshot(0)
+                .iter()
+                .all(|view| view.state == NodeState::Unknown)
+        );
+    }
+}

@@ -395,3 +395,26 @@ impl std::fmt::Debug for Collector {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use secrecy::ExposeSecret;
+
+    use super::*;
+
+    fn with_authorization(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_str(value).unwrap());
+        headers
+    }
+
+    #[test]
+    fn only_a_bearer_token_is_a_token() {
+        let token = bearer(&with_authorization("Bearer kiln_at_abc")).unwrap();
+        assert_eq!(token.expose_secret(), "kiln_at_abc");
+        assert!(bearer(&with_authorization("bearer  kiln_at_abc ")).is_some());
+        assert!(bearer(&with_authorization("Basic a2lsbjpwdw==")).is_none());
+        assert!(bearer(&with_authorization("Bearer ")).is_none());
+        assert!(bearer(&HeaderMap::new()).is_none());
+    }
+}
