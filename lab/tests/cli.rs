@@ -64,6 +64,24 @@ fn qemu_lab_refuses_to_publish_on_a_non_loopback_address_before_making_anything(
 }
 
 #[test]
+fn qemu_lab_refuses_a_data_directory_that_is_not_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let precious = dir.path().join("precious.txt");
+    std::fs::write(&precious, "keep me").unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--backend", "qemu", "--instance", "cli-foreign"])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("is not empty"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&precious).unwrap(), "keep me");
+    assert!(!Path::new("/run/netns/kiln-lab-cli-foreign").exists());
+}
+
+#[test]
 fn serve_writes_credentials_and_env_exec_pass_them_on() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");

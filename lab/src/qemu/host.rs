@@ -42,6 +42,16 @@ pub fn prepare(setup: &HostSetup) -> Result<Prepared, LabError> {
             setup.data_dir.display()
         )));
     }
+    // Teardown removes the whole data directory, so it must be the lab's own.
+    let foreign = std::fs::read_dir(&setup.data_dir)
+        .map(|mut entries| entries.next().is_some())
+        .unwrap_or(false);
+    if foreign {
+        return Err(LabError::Record(format!(
+            "{} is not empty; a qemu lab removes its data directory when taken down, so give it a new or empty one",
+            setup.data_dir.display()
+        )));
+    }
     let namespace = netns::namespace_name(&setup.instance);
     if netns::exists(&namespace) {
         return Err(LabError::Namespace(format!(

@@ -68,7 +68,9 @@ pub struct DownReport {
 
 /// Stops the lab recorded in `data_dir` and removes everything it made. Safe to repeat.
 pub fn down(data_dir: &Path) -> Result<DownReport, LabError> {
-    let record = LabRecord::read(data_dir)?;
+    let mut record = LabRecord::read(data_dir)?;
+    // What is removed is the directory the record was found in, whatever it says.
+    record.data_dir = data_dir.to_path_buf();
     let mut report = DownReport::default();
     if record.pid != std::process::id() && is_process(record.pid, "kiln-lab") {
         let _ = kill(pid(record.pid), Signal::SIGTERM);
