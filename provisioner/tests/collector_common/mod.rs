@@ -37,6 +37,15 @@ impl Running {
         dir: tempfile::TempDir,
         configure: impl FnOnce(&mut CollectorConfig),
     ) -> Self {
+        Self::start_on(dir, 0, configure).await
+    }
+
+    /// Like [`Self::start_in`], on 127.0.0.1:`port` (0: any free port).
+    pub async fn start_on(
+        dir: tempfile::TempDir,
+        port: u16,
+        configure: impl FnOnce(&mut CollectorConfig),
+    ) -> Self {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let collector_dir = dir.path().join("collector");
         let identity = CollectorIdentity::load_or_create(
@@ -49,7 +58,9 @@ impl Running {
         config.token_sync_every = Duration::from_millis(100);
         configure(&mut config);
         let collector = Collector::open(config).unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap();
         let url = format!("https://{}", listener.local_addr().unwrap());
         let (stop, stopped) = oneshot::channel::<()>();
         let tls = identity.server_config().unwrap();
