@@ -243,3 +243,51 @@ async fn an_unreachable_collector_spools_within_the_limit() {
         .collect();
     assert_eq!(kept, sequences[1..]);
 }
+
+/// Ends the agent process when the test ends, however it ends.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn the_binary_keeps_a_401_report_and_never_logs_the_token() {
+    let collector = TestCollector::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = pinned(dir.path(), &collector);
+    config.interval_secs = 1;
+    let config_path = dir.path().join("config.json");
+    std::fs::write(&config_path, serde_json::to_string(&config).unwrap()).unwrap();
+    collector.answer_next(401, None);
+    let mut agent = Running(
+        std::process::Command::new(env!("CARGO_BIN_EXE_kiln-agent"))
+            .args(["run", "--config"])
+            .arg(&config_path)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    for _ in 0..100 {
+        if collector.accepted_sequences().len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(agent.0.id()).unwrap());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let status = agent.0.wait().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut agent.0.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(status.success(), "SIGTERM is a clean stop: {status}\n{stderr}");
+    let received = collector.received();
+    assert_eq!(received[0].status, 401);
+    let accepted = collector.accepted_sequences();
+    assert!(accepted.len() >= 2, "{received:#?}\n{stderr}");
+    assert_eq!(accepted[0], received[0].report.sequence, "the 401 report was not resent first");
+    assert!(stderr.contains("401"), "{stderr}");
+    assert!(!stderr.contains(TOKEN), "the token reached the log:\n{stderr}");
+}
