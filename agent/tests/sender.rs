@@ -282,12 +282,21 @@ async fn the_binary_keeps_a_401_report_and_never_logs_the_token() {
     let status = agent.0.wait().unwrap();
     let mut stderr = String::new();
     std::io::Read::read_to_string(&mut agent.0.stderr.take().unwrap(), &mut stderr).unwrap();
-    assert!(status.success(), "SIGTERM is a clean stop: {status}\n{stderr}");
+    assert!(
+        status.success(),
+        "SIGTERM is a clean stop: {status}\n{stderr}"
+    );
     let received = collector.received();
     assert_eq!(received[0].status, 401);
     let accepted = collector.accepted_sequences();
     assert!(accepted.len() >= 2, "{received:#?}\n{stderr}");
-    assert_eq!(accepted[0], received[0].report.sequence, "the 401 report was not resent first");
+    assert_eq!(
+        accepted[0], received[0].report.sequence,
+        "the 401 report was not resent first"
+    );
     assert!(stderr.contains("401"), "{stderr}");
-    assert!(!stderr.contains(TOKEN), "the token reached the log:\n{stderr}");
+    assert!(
+        !stderr.contains(TOKEN),
+        "the token reached the log:\n{stderr}"
+    );
 }
