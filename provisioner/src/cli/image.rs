@@ -180,6 +180,10 @@ async fn ensure_templates(
             cluster: cluster.to_owned(),
             bridge: inventory.network.bridge.clone(),
             vlan: inventory.network.vlan,
+            pool: inventory
+                .proxmox
+                .as_ref()
+                .and_then(|proxmox| proxmox.pool.clone()),
             run: uuid::Uuid::now_v7(),
             timeouts: EnsureTimeouts::default(),
         });

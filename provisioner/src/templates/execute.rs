@@ -56,6 +56,9 @@ pub struct EnsureContext {
     /// The bridge (and VLAN) of the templates' `net0`; clones keep it.
     pub bridge: String,
     pub vlan: Option<u16>,
+    /// `proxmox.pool`: templates go where the clones go, so a token scoped
+    /// to the pool can make both.
+    pub pool: Option<String>,
     pub run: Uuid,
     pub timeouts: EnsureTimeouts,
 }
@@ -356,7 +359,7 @@ fn template_vm(
             TEMPLATE_TAG.to_owned(),
         ],
         description: Some(marker.description()),
-        pool: None,
+        pool: context.pool.clone(),
     }
 }
 
