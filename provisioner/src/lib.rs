@@ -3,6 +3,7 @@
 //! The binary (`src/main.rs`) only parses arguments and prints; everything it
 //! does lives in these modules. See `docs/architecture.md` for the map.
 
+pub mod agent_deploy;
 pub mod collector;
 pub mod engine;
 pub mod journal;

@@ -34,6 +34,11 @@ const PACKAGES: &[Package] = &[
         why: "the SSH tests run a real sshd on loopback (and ssh-keygen, ssh-keyscan from openssh-client)",
     },
     Package {
+        name: "sudo",
+        probe: "/usr/bin/sudo",
+        why: "the SSH tests run commands and uploads through `sudo -n`, as kiln does when it logs in as a user",
+    },
+    Package {
         name: "chromium",
         probe: "/usr/bin/chromium",
         why: "the collector's status page is rendered and screenshotted by headless Chromium",

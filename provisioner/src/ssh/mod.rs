@@ -1,7 +1,19 @@
-//! SSH to the cluster's hosts. So far: host-key verification
-//! ([`HostKeyPolicy`]); the russh client (connect, exec, upload) builds on it.
+//! SSH to the cluster's hosts: host-key verification ([`HostKeyPolicy`]),
+//! and a russh client on top of it ([`Session`]): connect with timeouts and
+//! keep-alive, key auth (secrets store, file, ssh-agent), commands with
+//! separate stdout/stderr and exit status, atomic uploads, sudo.
 
+mod auth;
+mod client;
+mod error;
+mod exec;
 mod host_keys;
 mod known_hosts;
+mod upload;
 
+pub use auth::KeySource;
+pub use client::{Session, SshTarget, Timeouts, wait_for_ssh};
+pub use error::SshError;
+pub use exec::{ExecOutput, ExitStatus, NulInArgument, Output, Privilege, shell_line};
 pub use host_keys::{HostKeyError, HostKeyPolicy, HostKeyTrust, fingerprint, user_known_hosts};
+pub use upload::{UploadSource, Uploaded};

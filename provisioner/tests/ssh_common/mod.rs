@@ -63,6 +63,15 @@ impl Sshd {
         self.dir.path().join("host_key.pub")
     }
 
+    /// Lets the key pair at `key` (and `key.pub`) log in.
+    pub fn authorize(&self, key: &Path) {
+        let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+        let file = self.dir.path().join("authorized_keys");
+        let mut keys = std::fs::read_to_string(&file).unwrap();
+        keys.push_str(&public);
+        std::fs::write(file, keys).unwrap();
+    }
+
     fn wait_listening(&self) {
         let deadline = Instant::now() + Duration::from_secs(10);
         while TcpStream::connect((Ipv4Addr::LOCALHOST, self.port)).is_err() {
@@ -81,6 +90,12 @@ impl Drop for Sshd {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The user the tests run as, which is who logs in to the test sshd.
+pub fn login_user() -> String {
+    let output = Command::new("id").arg("-un").output().unwrap();
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
 }
 
 /// A new unencrypted ed25519 key pair at `path` and `path.pub`.

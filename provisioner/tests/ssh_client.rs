@@ -1,0 +1,654 @@
+//! The SSH client against a real OpenSSH sshd on 127.0.0.1: exec (exit
+//! codes, stderr, large output, timeouts), uploads (mode, atomic rename,
+//! sudo), host-key checks, auth sources, channel hygiene and wait_for_ssh.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // helpers are test code too
+
+mod ssh_common;
+
+use std::net::{Ipv4Addr, TcpListener};
+use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use kiln::secrets::SshKeyPair;
+use kiln::ssh::{
+    ExitStatus, HostKeyError, HostKeyPolicy, KeySource, Output, Privilege, Session, SshError,
+    SshTarget, Timeouts, UploadSource, fingerprint, wait_for_ssh,
+};
+use secrecy::SecretString;
+use ssh_common::{Sshd, keygen, keygen_fingerprint, login_user};
+use ssh_key::PublicKey;
+
+/// A running sshd that accepts a fresh client key, and kiln's trust in it.
+struct Fixture {
+    sshd: Sshd,
+    key: PathBuf,
+    state: tempfile::TempDir,
+}
+
+impl Fixture {
+    fn start() -> Option<Self> {
+        let sshd = Sshd::start()?;
+        let state = tempfile::tempdir().unwrap();
+        let key = state.path().join("client_key");
+        keygen(&key);
+        sshd.authorize(&key);
+        let host_key = PublicKey::read_openssh_file(sshd.host_public_key()).unwrap();
+        policy(&state)
+            .pin("127.0.0.1", sshd.port, &host_key)
+            .unwrap();
+        Some(Self { sshd, key, state })
+    }
+
+    fn target(&self) -> SshTarget {
+        SshTarget::new("test-node", "127.0.0.1", login_user()).with_port(self.sshd.port)
+    }
+
+    /// The key as the secrets store hands it over.
+    fn key_source(&self) -> KeySource {
+        let private = SecretString::from(std::fs::read_to_string(&self.key).unwrap());
+        KeySource::from(&SshKeyPair::from_private(&private).unwrap())
+    }
+
+    fn policy(&self) -> HostKeyPolicy {
+        policy(&self.state)
+    }
+
+    async fn connect(&self) -> Session {
+        Session::connect(
+            &self.target(),
+            &self.key_source(),
+            &self.policy(),
+            &Timeouts::default(),
+        )
+        .await
+        .unwrap()
+    }
+}
+
+fn policy(state: &tempfile::TempDir) -> HostKeyPolicy {
+    HostKeyPolicy::for_cluster(state.path(), "lab")
+}
+
+#[tokio::test]
+async fn exit_codes_come_back_and_stderr_stays_apart() {
+    let Some(fixture) = Fixture::start() else {
+        return;
+    };
+    let session = fixture.connect().await;
+    for code in [0u32, 1, 42] {
+        let output = session
+            .exec(&format!(
+                "echo out-{code}; echo err-{code} >&2; exit {code}"
+            ))
+            .await
+            .unwrap();
+        assert_eq!(output.status, ExitStatus::Code(code));
+        assert_eq!(output.stdout_text(), format!("out-{code}\n"));
+        assert_eq!(output.stderr_text(), format!("err-{code}\n"));
+    }
+    let signalled = session.exec("kill -TERM $$").await.unwrap();
+    assert!(
+        matches!(signalled.status, ExitStatus::Signal { ref name, .. } if name == "TERM"),
+        "{:?}",
+        signalled.status
+    );
+    let error = session
+        .run(Privilege::Login, "echo nope >&2; exit 3")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("exit status 3"), "{error}");
+    assert!(error.contains("stderr: nope"), "{error}");
+    assert!(
+        error.contains(&format!("127.0.0.1:{}", fixture.sshd.port)),
+        "{error}"
+    );
+    session.close().await;
+}
+
+#[tokio::test]
+async fn large_output_arrives_whole_collected_and_streamed() {
+    let Some(fixture) = Fixture::start() else {
+        return;
+    };
+    let session = fixture.connect().await;
+    let expected: String = (1..=1_200_000).map(|n| format!("{n}\n")).collect();
+    assert!(expected.len() >= 8 * 1024 * 1024);
+    let output = session.exec("seq 1 1200000; echo done >&2").await.unwrap();
+    assert!(output.status.success());
+    assert_eq!(output.stdout.len(), expected.len());
+    assert!(output.stdout == expected.as_bytes(), "stdout differs");
+    assert_eq!(output.stderr_text(), "done\n");
+
+    let mut streamed = Vec::new();
+    let mut chunks = 0;
+    let mut stderr = Vec::new();
+    let status = session
+        .exec_streaming(
+            "seq 1 1200000; echo done >&2",
+            Duration::from_secs(120),
+            |output| match output {
+                Output::Stdout(data) => {
+                    chunks += 1;
+                    streamed.extend_from_slice(data);
+                }
+                Output::Stderr(data) => stderr.extend_from_slice(data),
+            },
+        )
+        .await
+        .unwrap();
+    assert!(status.success());
+    assert!(streamed == expected.as_bytes(), "streamed stdout differs");
+    assert!(chunks > 1, "output arrived in pieces, as it is produced");
+    assert_eq!(stderr, b"done\n");
+}
+
+#[tokio::test]
+async fn fifty_execs_on_one_connection_do_not_leak_channels() {
+    // sshd allows 10 sessions per connection (MaxSessions): a channel left
+    // open per exec would fail the 11th.
+    let Some(fixture) = Fixture::start() else {
+        return;
+    };
+    let session = fixture.connect().await;
+    for n in 0..50 {
+        let output = session.exec(&format!("echo {n}")).await.unwrap();
+        assert_eq!(output.stdout_text(), format!("{n}\n"), "exec {n}");
+    }
+    let failing = session.exec("cat /nonexistent").await.unwrap();
+    assert_eq!(failing.status, ExitStatus::Code(1));
+    assert!(session.exec("true").await.unwrap().status.success());
+}
+
+#[tokio::test]
+async fn a_timed_out_command_is_killed_and_frees_its_channel() {
+    let Some(fixture) = Fixture::start() else {
+        return;
+    };
+    let session = fixture.connect().await;
+    let marker = format!("sleep {}.5", 100_000 + std::process::id());
+    // The remote command ends a second after the client gives up: a few
+    // sessions are still closing while the loop goes on, never ten.
+    for _ in 0..12 {
+        let error = session
+            .exec_streaming(&marker, Duration::from_millis(300), |_| {})
+            .await
+            .unwrap_err();
+        assert!(matches!(error, SshError::Timeout { .. }), "{error}");
+        assert!(
+            error.to_string().contains("no answer within 300ms"),
+            "{error}"
+        );
+    }
+    assert!(session.exec("true").await.unwrap().status.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = Command::new("pgrep")
+            .args(["-f", &marker])
+            .output()
+            .unwrap();
+        if left.stdout.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "remote commands still running: {}",
+            String::from_utf8_lossy(&left.stdout)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn version(byte: u8) -> Vec<u8> {
+    vec![byte; 4 * 1024 * 1024]
+}
+
+#[tokio::test]
+async fn an_upload_gets_its_mode_and_the_target_is_never_half_written() {
+    let Some(fixture) = Fixture::start() else {
+        return;
+    };
+    let session = fixture.connect().await;
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("blob");
+    let remote = target.to_str().unwrap().to_owned();
+    session
+        .upload(UploadSource::Bytes(&version(b'a')), &remote, 0o640)
+        .await
+        .unwrap();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let stop = stop.clone();
+        let target = target.clone();
+        std::thread::spawn(move || {
+            let mut reads = 0u32;
+            let mut seen = std::collections::BTreeSet::new();
+            while !stop.load(Ordering::Relaxed) {
+                let data = std::fs::read(&target).unwrap();
+                assert_eq!(data.len(), 4 * 1024 * 1024, "a short read: half written");
+                let first = data[0];
+                assert!(data.iter().all(|b| *b == first), "mixed content");
+                seen.insert(first);
+                reads += 1;
+            }
+            (reads, seen)
+        })
+    };
+    for byte in [b'b', b'c', b'd', b'e', b'f'] {
+        let uploaded = session
+            .upload(UploadSource::Bytes(&version(byte)), &remote, 0o640)
+            .await
+            .unwrap();
+        assert_eq!(uploaded.bytes, 4 * 1024 * 1024);
+    }
+    stop.store(true, Ordering::Relaxed);
+    let (reads, seen) = reader.join().unwrap();
+    assert!(reads > 0);
+    assert!(seen.iter().all(|b| (b'a'..=b'f').contains(b)), "{seen:?}");
+
+    assert_eq!(std::fs::read(&target).unwrap(), version(b'f'));
+    let metadata = std::fs::metadata(&target).unwrap();
+    assert_eq!(metadata.permissions().mode() & 0o7777, 0o640);
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["blob"], "no temporary files left");
+}
+
+#[tokio::test]
+async fn an_upload_from_a_file_reports_the_checksum_sha256sum_computes() {
+    let Some(fixture) = Fixture::start() else {
+        return;
+    };
+    let session = fixture.connect().await;
+    let dir = tempfile::tempdir().unwrap();
+    let local = dir.path().join("local");
+    std::fs::write(&local, b"#!/bin/sh\necho hello\n").unwrap();
+    let remote = dir.path().join("tool");
+    let uploaded = session
+        .upload(UploadSource::File(&local), remote.to_str().unwrap(), 0o755)
+        .await
+        .unwrap();
+    let sum = Command::new("sha256sum").arg(&remote).output().unwrap();
+    let sum = String::from_utf8(sum.stdout).unwrap();
+    assert_eq!(sum.split_whitespace().next().unwrap(), uploaded.sha256);
+    let ran = session.exec(remote.to_str().unwrap()).await.unwrap();
+    assert_eq!(
+        ran.stdout_text(),
+        "hello\n",
+        "executable: mode 0755 applied"
+    );
+
+    let missing = session
+        .upload(
+            UploadSource::File(&dir.path().join("absent")),
+            remote.to_str().unwrap(),
+            0o755,
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(missing.contains("read the local file"), "{missing}");
+    assert!(missing.contains("absent"), "{missing}");
+    let relative = session
+        .upload(UploadSource::Bytes(b"x"), "relative/path", 0o644)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(relative.contains("must be absolute"), "{relative}");
+    let into_missing_dir = session
+        .upload(
+            UploadSource::Bytes(b"x"),
+            dir.path().join("no/such/dir/file").to_str().unwrap(),
+            0o644,
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(into_missing_dir.contains("upload "), "{into_missing_dir}");
+    assert_eq!(
+        std::fs::read(&remote).unwrap(),
+        b"#!/bin/sh\necho hello\n",
+        "failed uploads left the target alone"
+    );
+}
+
+fn sudo_available() -> bool {
+    if Path::new("/usr/bin/sudo").exists() {
+        return true;
+    }
+    eprintln!("sudo missing (Debian sudo; `cargo xtask setup`): skipping");
+    false
+}
+
+#[tokio::test]
+async fn sudo_runs_as_root_and_a_sudo_upload_is_root_owned() {
+    let Some(fixture) = Fixture::start() else {
+        return;
+    };
+    if !sudo_available() {
+        return;
+    }
+    let session = fixture.connect().await;
+    let whoami = session
+        .exec_sudo("id -u; echo \"it's quoted\"")
+        .await
+        .unwrap();
+    assert!(whoami.status.success(), "{}", whoami.stderr_text());
+    assert_eq!(whoami.stdout_text(), "0\nit's quoted\n");
+
+    let dir = tempfile::tempdir().unwrap();
+    let remote = dir.path().join("secret");
+    session
+        .upload_as(
+            Privilege::Sudo,
+            UploadSource::Bytes(b"token"),
+            remote.to_str().unwrap(),
+            0o600,
+        )
+        .await
+        .unwrap();
+    let metadata = std::fs::metadata(&remote).unwrap();
+    assert_eq!(metadata.uid(), 0);
+    assert_eq!(metadata.permissions().mode() & 0o7777, 0o600);
+    assert_eq!(std::fs::read(&remote).unwrap(), b"token");
+    let home = session.exec("ls -a").await.unwrap();
+    assert!(
+        !home.stdout_text().contains(".kiln-upload-"),
+        "staging file removed: {}",
+        home.stdout_text()
+    );
+}
+
+#[tokio::test]
+async fn a_host_key_mismatch_aborts_naming_both_fingerprints() {
+    let Some(fixture) = Fixture::start() else {
+        return;
+    };
+    let impostor = fixture.state.path().join("impostor");
+    keygen(&impostor);
+    let impostor_key = PublicKey::read_openssh_file(impostor.with_extension("pub")).unwrap();
+    let policy = fixture.policy();
+    policy
+        .pin("127.0.0.1", fixture.sshd.port, &impostor_key)
+        .unwrap();
+    let error = Session::connect(
+        &fixture.target(),
+        &fixture.key_source(),
+        &policy.trust_new_host_keys(true),
+        &Timeouts::default(),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            SshError::HostKey { ref source, .. } if matches!(**source, HostKeyError::Mismatch { .. })
+        ),
+        "{error}"
+    );
+    let text = error.to_string();
+    assert!(
+        text.contains(&keygen_fingerprint(&fixture.sshd.host_public_key())),
+        "{text}"
+    );
+    assert!(text.contains(&fingerprint(&impostor_key)), "{text}");
+    assert!(text.contains("(node test-node)"), "{text}");
+}
+
+#[tokio::test]
+async fn an_unknown_host_key_is_refused_unless_first_use_trust_is_allowed() {
+    let Some(fixture) = Fixture::start() else {
+        return;
+    };
+    let fresh = tempfile::tempdir().unwrap();
+    let strict = policy(&fresh);
+    let error = Session::connect(
+        &fixture.target(),
+        &fixture.key_source(),
+        &strict,
+        &Timeouts::default(),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            SshError::HostKey { ref source, .. } if matches!(**source, HostKeyError::Unknown { .. })
+        ),
+        "{error}"
+    );
+    assert!(!error.is_transient());
+    let session = Session::connect(
+        &fixture.target(),
+        &fixture.key_source(),
+        &strict.clone().trust_new_host_keys(true),
+        &Timeouts::default(),
+    )
+    .await
+    .unwrap();
+    session.close().await;
+    let recorded = std::fs::read_to_string(strict.kiln_file()).unwrap();
+    assert!(
+        recorded.starts_with(&format!("[127.0.0.1]:{} ssh-ed25519 ", fixture.sshd.port)),
+        "{recorded}"
+    );
+    Session::connect(
+        &fixture.target(),
+        &fixture.key_source(),
+        &strict,
+        &Timeouts::default(),
+    )
+    .await
+    .expect("the recorded key is now pinned");
+}
+
+#[tokio::test]
+async fn a_closed_port_is_refused_and_a_silent_one_times_out() {
+    let state = tempfile::tempdir().unwrap();
+    let closed = {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let key = KeySource::Secret(SecretString::from("unused"));
+    let target = SshTarget::new("ghost", "127.0.0.1", "kiln").with_port(closed);
+    let error = Session::connect(&target, &key, &policy(&state), &Timeouts::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(error, SshError::Connect { .. }), "{error}");
+    assert!(
+        error
+            .to_string()
+            .starts_with(&format!("kiln@127.0.0.1:{closed} (node ghost): connect: ")),
+        "{error}"
+    );
+
+    let silent = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let target = target.with_port(silent.local_addr().unwrap().port());
+    let timeouts = Timeouts {
+        connect: Duration::from_millis(500),
+        ..Timeouts::default()
+    };
+    let error = Session::connect(&target, &key, &policy(&state), &timeouts)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, SshError::Timeout { .. }), "{error}");
+    assert!(
+        error
+            .to_string()
+            .contains("connect: no answer within 500ms"),
+        "{error}"
+    );
+    assert!(error.is_transient());
+}
+
+#[tokio::test]
+async fn keys_from_a_file_and_from_ssh_agent_log_in_and_a_wrong_key_is_named() {
+    let Some(fixture) = Fixture::start() else {
+        return;
+    };
+    let target = fixture.target();
+    let from_file = KeySource::File {
+        path: fixture.key.clone(),
+        passphrase: None,
+    };
+    Session::connect(&target, &from_file, &fixture.policy(), &Timeouts::default())
+        .await
+        .unwrap()
+        .close()
+        .await;
+
+    let agent = Agent::start(fixture.state.path(), &fixture.key);
+    let from_agent = KeySource::Agent {
+        socket: Some(agent.socket.clone()),
+    };
+    let session = Session::connect(
+        &target,
+        &from_agent,
+        &fixture.policy(),
+        &Timeouts::default(),
+    )
+    .await
+    .unwrap();
+    assert!(session.exec("true").await.unwrap().status.success());
+
+    let stranger = fixture.state.path().join("stranger");
+    keygen(&stranger);
+    let wrong = KeySource::Secret(SecretString::from(
+        std::fs::read_to_string(&stranger).unwrap(),
+    ));
+    let error = Session::connect(&target, &wrong, &fixture.policy(), &Timeouts::default())
+        .await
+        .unwrap_err();
+    let text = error.to_string();
+    assert!(matches!(error, SshError::AuthRejected { .. }), "{text}");
+    assert!(
+        text.contains(&keygen_fingerprint(&stranger.with_extension("pub"))),
+        "{text}"
+    );
+    assert!(!text.contains("PRIVATE"), "{text}");
+
+    let garbage = KeySource::Secret(SecretString::from(
+        "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA",
+    ));
+    let text = Session::connect(&target, &garbage, &fixture.policy(), &Timeouts::default())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(text.contains("not a private key kiln can read"), "{text}");
+    assert!(!text.contains("AAAA"), "{text}");
+}
+
+#[tokio::test]
+async fn wait_for_ssh_retries_until_the_key_is_authorized_and_is_bounded() {
+    let Some(fixture) = Fixture::start() else {
+        return;
+    };
+    let late = fixture.state.path().join("late");
+    keygen(&late);
+    let key = KeySource::File {
+        path: late.clone(),
+        passphrase: None,
+    };
+    let started = Instant::now();
+    let error = wait_for_ssh(
+        &fixture.target(),
+        &key,
+        &fixture.policy(),
+        &Timeouts::default(),
+        Duration::from_secs(2),
+    )
+    .await
+    .unwrap_err();
+    let waited = started.elapsed();
+    let SshError::WaitTimedOut { attempts, last, .. } = &error else {
+        panic!("{error}");
+    };
+    assert!(*attempts >= 2, "{error}");
+    assert!(matches!(**last, SshError::AuthRejected { .. }), "{error}");
+    assert!(waited < Duration::from_secs(20), "bounded: {waited:?}");
+
+    let authorize = {
+        let authorized = fixture.sshd.dir.path().join("authorized_keys");
+        let public = std::fs::read_to_string(late.with_extension("pub")).unwrap();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(800)).await;
+            let mut keys = std::fs::read_to_string(&authorized).unwrap();
+            keys.push_str(&public);
+            std::fs::write(authorized, keys).unwrap();
+        })
+    };
+    let session = wait_for_ssh(
+        &fixture.target(),
+        &key,
+        &fixture.policy(),
+        &Timeouts::default(),
+        Duration::from_secs(30),
+    )
+    .await
+    .unwrap();
+    authorize.await.unwrap();
+    assert!(session.exec("true").await.unwrap().status.success());
+
+    let fresh = tempfile::tempdir().unwrap();
+    let refused = wait_for_ssh(
+        &fixture.target(),
+        &key,
+        &policy(&fresh),
+        &Timeouts::default(),
+        Duration::from_secs(30),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(refused, SshError::HostKey { .. }),
+        "an unknown host key ends the wait at once: {refused}"
+    );
+}
+
+/// An ssh-agent holding one key, killed by pid on drop.
+struct Agent {
+    child: Child,
+    socket: PathBuf,
+}
+
+impl Agent {
+    fn start(dir: &Path, key: &Path) -> Self {
+        let socket = dir.join("agent.sock");
+        let child = Command::new("ssh-agent")
+            .arg("-D")
+            .arg("-a")
+            .arg(&socket)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let agent = Self { child, socket };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !agent.socket.exists() {
+            assert!(Instant::now() < deadline, "ssh-agent did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let added = Command::new("ssh-add")
+            .arg("-q")
+            .arg(key)
+            .env("SSH_AUTH_SOCK", &agent.socket)
+            .status()
+            .unwrap();
+        assert!(added.success());
+        agent
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
