@@ -18,47 +18,29 @@ use std::process::Command;
 use kiln::agent_deploy::{
     AgentBundle, DeployError, DeployInput, DeployOutcome, GlibcProblem, Installed, deploy,
 };
-use kiln::ssh::{HostKeyPolicy, KeySource, Privilege, Session, SshTarget, Timeouts};
+use kiln::ssh::{Privilege, Session};
 use kiln_agent::config::AgentConfig;
 use secrecy::SecretString;
 use sha2::{Digest, Sha256};
-use ssh_common::{Sshd, keygen, login_user};
-use ssh_key::PublicKey;
+use ssh_common::login::Fixture as Login;
 
 const TOKEN: &str = "kiln-agent-token-for-tests-0123456789abcdef";
 
+/// A logged-in client and a scratch root to deploy into.
 struct Fixture {
-    sshd: Sshd,
-    state: tempfile::TempDir,
+    login: Login,
     root: tempfile::TempDir,
 }
 
 impl Fixture {
     fn start() -> Option<Self> {
-        let sshd = Sshd::start()?;
-        let state = tempfile::tempdir().unwrap();
-        let key = state.path().join("client_key");
-        keygen(&key);
-        sshd.authorize(&key);
-        let host_key = PublicKey::read_openssh_file(sshd.host_public_key()).unwrap();
-        HostKeyPolicy::for_cluster(state.path(), "lab")
-            .pin("127.0.0.1", sshd.port, &host_key)
-            .unwrap();
+        let login = Login::start()?;
         let root = tempfile::tempdir().unwrap();
-        Some(Self { sshd, state, root })
+        Some(Self { login, root })
     }
 
     async fn connect(&self) -> Session {
-        let target =
-            SshTarget::new("agent-node", "127.0.0.1", login_user()).with_port(self.sshd.port);
-        let key = KeySource::File {
-            path: self.state.path().join("client_key"),
-            passphrase: None,
-        };
-        let policy = HostKeyPolicy::for_cluster(self.state.path(), "lab");
-        Session::connect(&target, &key, &policy, &Timeouts::default())
-            .await
-            .unwrap()
+        self.login.connect().await
     }
 
     fn input(&self, config: AgentConfig) -> DeployInput {
@@ -83,7 +65,7 @@ fn unit() -> String {
 
 fn config(interval: u32) -> AgentConfig {
     serde_json::from_value(serde_json::json!({
-        "node": "agent-node",
+        "node": "test-node",
         "cluster": "lab",
         "collector": {
             "url": "https://10.0.0.2:8443",
@@ -237,7 +219,7 @@ async fn a_binary_needing_a_newer_glibc_is_refused_naming_both_versions() {
         text.contains(&format!("the host has glibc {host}")),
         "{text}"
     );
-    assert!(text.contains("(node agent-node)"), "{text}");
+    assert!(text.contains("(node test-node)"), "{text}");
     assert!(
         !fixture.path("/usr/local/bin").exists(),
         "nothing was written before the refusal"
