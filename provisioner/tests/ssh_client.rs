@@ -288,6 +288,44 @@ async fn keys_from_a_file_and_from_ssh_agent_log_in_and_a_wrong_key_is_named() {
         .close()
         .await;
 
+    let locked = fixture.state.path().join("locked_key");
+    let made = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "open sesame", "-f"])
+        .arg(&locked)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    fixture.sshd.authorize(&locked);
+    let with_passphrase = |passphrase: &str| KeySource::File {
+        path: locked.clone(),
+        passphrase: Some(SecretString::from(passphrase)),
+    };
+    Session::connect(
+        &target,
+        &with_passphrase("open sesame"),
+        &fixture.policy(),
+        &Timeouts::default(),
+    )
+    .await
+    .unwrap()
+    .close()
+    .await;
+    let text = Session::connect(
+        &target,
+        &with_passphrase("hunter2"),
+        &fixture.policy(),
+        &Timeouts::default(),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(text.contains("or the passphrase is wrong"), "{text}");
+    assert!(text.contains("locked_key"), "{text}");
+    assert!(
+        !text.contains("hunter2"),
+        "no passphrase in the message: {text}"
+    );
+
     let agent = Agent::start(fixture.state.path(), &fixture.key);
     let from_agent = KeySource::Agent {
         socket: Some(agent.socket.clone()),
