@@ -9,6 +9,8 @@ mod ssh_common;
 use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use kiln::ssh::{
@@ -432,6 +434,87 @@ async fn wait_for_ssh_retries_until_the_key_is_authorized_and_is_bounded() {
         matches!(refused, SshError::HostKey { .. }),
         "an unknown host key ends the wait at once: {refused}"
     );
+}
+
+#[tokio::test]
+async fn keep_alive_notices_a_peer_that_went_silent() {
+    // Through a proxy that stops forwarding after login: without keep-alive
+    // the command would only end at its 60 s timeout; with it, the
+    // unanswered probes close the connection first.
+    let Some(fixture) = Fixture::start() else {
+        return;
+    };
+    let (port, frozen) = silenceable_proxy(fixture.sshd.port).await;
+    fixture
+        .policy()
+        .pin(
+            "127.0.0.1",
+            port,
+            &PublicKey::read_openssh_file(fixture.sshd.host_public_key()).unwrap(),
+        )
+        .unwrap();
+    let target = fixture.target().with_port(port);
+    let timeouts = Timeouts {
+        keepalive: Duration::from_millis(300),
+        command: Duration::from_secs(60),
+        ..Timeouts::default()
+    };
+    let session = Session::connect(&target, &fixture.key_source(), &fixture.policy(), &timeouts)
+        .await
+        .unwrap();
+    assert!(session.exec("true").await.unwrap().status.success());
+    frozen.store(true, Ordering::Relaxed);
+    let error = session.exec("sleep 30").await.unwrap_err();
+    assert!(
+        !matches!(error, SshError::Timeout { .. }),
+        "keep-alive should have ended it first: {error}"
+    );
+}
+
+/// A TCP proxy to `upstream` on loopback that drops everything in both
+/// directions once the flag is set, keeping both sockets open.
+async fn silenceable_proxy(upstream: u16) -> (u16, Arc<AtomicBool>) {
+    let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .await
+        .unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let frozen = Arc::new(AtomicBool::new(false));
+    let flag = frozen.clone();
+    tokio::spawn(async move {
+        let (client, _) = listener.accept().await.unwrap();
+        let server = tokio::net::TcpStream::connect((Ipv4Addr::LOCALHOST, upstream))
+            .await
+            .unwrap();
+        let (client_read, client_write) = client.into_split();
+        let (server_read, server_write) = server.into_split();
+        let there = tokio::spawn(forward(client_read, server_write, flag.clone()));
+        let back = tokio::spawn(forward(server_read, client_write, flag));
+        let _ = tokio::join!(there, back);
+    });
+    (port, frozen)
+}
+
+async fn forward(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    frozen: Arc<AtomicBool>,
+) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut buffer = vec![0u8; 64 * 1024];
+    loop {
+        let Ok(read) = from.read(&mut buffer).await else {
+            return;
+        };
+        if read == 0 {
+            return;
+        }
+        if frozen.load(Ordering::Relaxed) {
+            continue;
+        }
+        if to.write_all(&buffer[..read]).await.is_err() {
+            return;
+        }
+    }
 }
 
 /// An ssh-agent holding one key, killed by pid on drop.
