@@ -54,9 +54,9 @@ pub fn run(global: &GlobalArgs, args: &ServeArgs) -> anyhow::Result<Exit> {
     load::runtime()?.block_on(async {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
-            .map_err(|source| CollectorError::Listen {
+            .map_err(|reason| CollectorError::Listen {
                 address: args.listen.to_string(),
-                source,
+                reason,
             })?;
         let url = format!("https://{}", listener.local_addr().unwrap_or(args.listen));
         match global.output {

@@ -7,22 +7,22 @@ use crate::secrets::SecretsError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CollectorError {
-    #[error("cannot find the collector's state directory: {0}")]
+    #[error(transparent)]
     Dirs(#[from] SecretsError),
 
-    #[error("cannot {action} {path}: {source}")]
+    /// The I/O error is part of the message, not a `source`: printed as a
+    /// chain it would say the same thing twice.
+    #[error("cannot {action} {path}: {reason}")]
     Io {
         action: &'static str,
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        reason: std::io::Error,
     },
 
-    #[error("collector database {path}: {source}")]
+    #[error("collector database {path}: {reason}")]
     Sqlite {
         path: PathBuf,
-        #[source]
-        source: rusqlite::Error,
+        reason: rusqlite::Error,
     },
 
     #[error(
@@ -47,11 +47,10 @@ pub enum CollectorError {
     #[error("collector certificate: {0}")]
     Certificate(String),
 
-    #[error("cannot listen on {address}: {source}")]
+    #[error("cannot listen on {address}: {reason}")]
     Listen {
         address: String,
-        #[source]
-        source: std::io::Error,
+        reason: std::io::Error,
     },
 
     #[error("the system random number generator failed while making {what}")]
@@ -62,18 +61,18 @@ pub enum CollectorError {
 }
 
 impl CollectorError {
-    pub(crate) fn io(action: &'static str, path: &Path, source: std::io::Error) -> Self {
+    pub(crate) fn io(action: &'static str, path: &Path, reason: std::io::Error) -> Self {
         Self::Io {
             action,
             path: path.to_owned(),
-            source,
+            reason,
         }
     }
 
     pub(crate) fn sqlite(path: &Path) -> impl FnOnce(rusqlite::Error) -> Self + '_ {
-        move |source| Self::Sqlite {
+        move |reason| Self::Sqlite {
             path: path.to_owned(),
-            source,
+            reason,
         }
     }
 }
