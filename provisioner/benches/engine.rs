@@ -60,6 +60,7 @@ fn client(lab: &RunningLab, per_node: usize, per_storage: usize) -> ProxmoxClien
     let pin = lab.fingerprint.parse().expect("fingerprint");
     let mut config = ClientConfig::new(lab.endpoint.clone(), auth, kiln_tls::Trust::Pin(pin));
     config.task_poll_max = Duration::from_millis(10);
+    config.agent_poll_max = Duration::from_millis(20);
     config.retry = RetryPolicy {
         min_delay: Duration::from_millis(10),
         max_delay: Duration::from_millis(100),
@@ -88,6 +89,8 @@ async fn run(client: &ProxmoxClient, inventory: &Arc<Inventory>, destroy: bool) 
         run: uuid::Uuid::now_v7(),
         authorized_keys: Vec::new(),
         timeouts: Timeouts::default(),
+        hosts: None,
+        agents: None,
     });
     let label = RunLabel {
         command: "bench".into(),

@@ -5,8 +5,10 @@
 
 pub mod agent_deploy;
 pub mod collector;
+pub mod drill;
 pub mod engine;
 pub mod journal;
+pub mod nightly;
 pub mod plan;
 pub mod proxmox;
 pub mod secrets;

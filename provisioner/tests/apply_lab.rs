@@ -3,6 +3,7 @@
 //! on real guests.
 
 mod proxmox_common;
+mod sim_inventory;
 
 use std::path::{Path, PathBuf};
 
@@ -34,10 +35,7 @@ impl Fixture {
 
     /// Writes an inventory: lab.yaml with `edit` applied.
     fn inventory(&self, name: &str, edit: impl Fn(String) -> String) -> PathBuf {
-        let text = std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../inventory/examples/lab.yaml"),
-        )
-        .expect("lab.yaml");
+        let text = sim_inventory::lab_yaml();
         let path = self.state.path().join(name);
         std::fs::write(&path, edit(text)).expect("write inventory");
         path
@@ -128,10 +126,14 @@ async fn apply_from_empty_creates_exactly_the_inventory_and_a_second_apply_chang
         let config = client.vm_config(&vm.node, vm.vmid).await.expect("config");
         assert_eq!(config.get("cores").as_deref(), Some("1"));
         assert_eq!(config.get("memory").as_deref(), Some("1024"));
-        assert!(
-            config
-                .get("sshkeys")
-                .is_some_and(|keys| keys.contains("ssh-ed25519")),
+        let ip = match vm.name.as_deref() {
+            Some("lab1") => "10.77.0.11",
+            Some("lab2") => "10.77.0.12",
+            _ => "10.77.0.13",
+        };
+        assert_eq!(
+            config.get("ipconfig0").as_deref(),
+            Some(format!("ip={ip}/24,gw=10.77.0.1").as_str()),
             "{config:?}"
         );
     }

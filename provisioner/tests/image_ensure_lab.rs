@@ -5,6 +5,7 @@
 //! nothing). Passes against the emulator; the sim backend boots nothing.
 
 mod proxmox_common;
+mod sim_inventory;
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -51,10 +52,7 @@ impl Fixture {
 
     /// Writes lab.yaml with `edit` applied.
     fn inventory(&self, name: &str, edit: impl Fn(String) -> String) -> PathBuf {
-        let text = std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../inventory/examples/lab.yaml"),
-        )
-        .expect("lab.yaml");
+        let text = sim_inventory::lab_yaml();
         let path = self.dir.path().join(name);
         std::fs::write(&path, edit(text)).expect("write inventory");
         path

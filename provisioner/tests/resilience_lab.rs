@@ -82,6 +82,8 @@ async fn apply_once(lab: &RunningLab, inventory: &Arc<kiln_inventory::Inventory>
             boot: Duration::from_secs(20),
             ..Timeouts::default()
         },
+        hosts: None,
+        agents: None,
     });
     let label = RunLabel {
         command: "apply".into(),

@@ -9,6 +9,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod proxmox_common;
+mod sim_inventory;
 mod secrets_bao;
 
 use std::path::{Path, PathBuf};
@@ -58,10 +59,7 @@ impl Fixture {
     /// lab.yaml with the PVE token read through `token_ref` and `extra`
     /// appended.
     fn inventory(&self, token_ref: &str, extra: &str) -> PathBuf {
-        let text = std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../inventory/examples/lab.yaml"),
-        )
-        .unwrap();
+        let text = sim_inventory::lab_yaml();
         let text = text.replace(
             "token: env:KILN_PROXMOX_TOKEN",
             &format!("token: '{token_ref}'"),
@@ -72,12 +70,25 @@ impl Fixture {
         path
     }
 
-    /// `kiln --log-level trace -o json apply`; returns stdout + stderr.
+    /// `kiln secrets rotate generated/ssh/kiln` (which makes the cluster's
+    /// SSH key: the sim lab's apply logs in nowhere, so it makes none) and
+    /// `kiln apply`, both at trace level; returns their stdout + stderr.
     async fn apply(&self, inventory: &Path) -> String {
+        let rotated = self
+            .kiln(inventory, &["secrets", "rotate", "generated/ssh/kiln"])
+            .await;
+        let applied = self.kiln(inventory, &["apply"]).await;
+        format!("{rotated}\n{applied}")
+    }
+
+    /// `kiln --log-level trace -o json --yes ARGS -i INVENTORY`.
+    async fn kiln(&self, inventory: &Path, args: &[&str]) -> String {
         let dirs = self.dirs();
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_kiln"));
         command
-            .args(["--log-level", "trace", "-o", "json", "--yes", "apply", "-i"])
+            .args(["--log-level", "trace", "-o", "json", "--yes"])
+            .args(args)
+            .arg("-i")
             .arg(inventory)
             .env("KILN_PROXMOX_ENDPOINT", &self.lab.endpoint)
             .env("KILN_PROXMOX_FINGERPRINT", &self.lab.fingerprint)
@@ -201,8 +212,12 @@ fn sanity(fixture: &Fixture, printed: &str) {
         "the request log records (masked) authentication"
     );
     assert!(
-        printed.contains("generated and stored a new secret"),
-        "logging was on (kiln logs generating the SSH key): {printed}"
+        printed.contains(r#""rotated":"generated/ssh/kiln""#),
+        "the SSH key was made: {printed}"
+    );
+    assert!(
+        printed.contains("rotated a generated secret"),
+        "logging was on (kiln logs rotating the SSH key): {printed}"
     );
     assert!(
         files_under(&fixture.dirs().state)

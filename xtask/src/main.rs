@@ -2,9 +2,11 @@
 //!
 //! `cargo xtask test` is the one gate CI runs: it installs what the tests
 //! need (saying what and why), then runs fmt, clippy, nextest and doctests.
-//! `cargo xtask bench` prints the performance figures.
+//! `cargo xtask bench` prints the performance figures; `cargo xtask demo`
+//! shows kiln's main job on the built-in lab.
 
 mod command;
+mod demo;
 mod setup;
 mod test;
 
@@ -32,6 +34,12 @@ enum Task {
     Setup,
     /// Measure and print the performance figures (optimized build).
     Bench,
+    /// kiln's main job on the built-in lab: rebuild, status, a drill (root).
+    Demo {
+        /// Remove everything the demo started and made.
+        #[arg(long)]
+        down: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -39,6 +47,7 @@ fn main() -> ExitCode {
     let result = match cli.task {
         Task::Test { nextest_args } => test::run_all(&nextest_args),
         Task::Setup => setup::ensure_all().map(drop),
+        Task::Demo { down } => demo::run_demo(down),
         Task::Bench => bench(),
     };
     match result {

@@ -20,6 +20,17 @@ pub fn run(global: &GlobalArgs, _args: &DestroyArgs) -> anyhow::Result<Exit> {
                 destroy_plan(inventory, observed, None)
             })
             .await;
+        if let Ok(destroyed) = &result
+            && destroyed.exit == Exit::Success
+        {
+            let nodes = session
+                .inventory()
+                .nodes
+                .iter()
+                .map(|node| node.name.to_string())
+                .collect();
+            session.revoke_agent_tokens(nodes).await?;
+        }
         session.release().await?;
         Ok(result?.exit)
     })

@@ -5,8 +5,10 @@ mod agent;
 mod apply;
 mod completions;
 mod destroy;
+mod drill;
 mod image;
 mod load;
+mod nightly;
 mod node;
 mod plan;
 mod rebuild;
@@ -112,6 +114,10 @@ pub enum Command {
     Status(status::StatusArgs),
     /// The agents on the hosts: issue a report token.
     Agent(agent::AgentArgs),
+    /// A disaster-recovery drill: break nodes on purpose, measure detection and recovery.
+    Drill(drill::DrillArgs),
+    /// Build an ephemeral copy of the cluster from a profile, verify it, tear it down; JUnit out.
+    Nightly(nightly::NightlyArgs),
     /// Print shell completions.
     Completions {
         #[arg(value_enum)]
@@ -163,5 +169,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Serve(args) => serve::run(&cli.global, &args),
         Command::Status(args) => status::run(&cli.global, &args),
         Command::Agent(args) => agent::run(&cli.global, &args),
+        Command::Drill(args) => drill::run(&cli.global, &args),
+        Command::Nightly(args) => nightly::run(&cli.global, &args),
     }
 }

@@ -60,6 +60,11 @@ pub fn run(global: &GlobalArgs, args: &NodeArgs) -> anyhow::Result<Exit> {
                     .await
             }
         };
+        if let (NodeCommand::Remove { name }, Ok(removed)) = (&args.command, &result)
+            && removed.exit == Exit::Success
+        {
+            session.revoke_agent_tokens(vec![name.clone()]).await?;
+        }
         session.release().await?;
         Ok(result?.exit)
     })

@@ -165,6 +165,7 @@ async fn rotate(
     let released = lock.release().await;
     let version = rotated?;
     released?;
+    tracing::info!(entry = name, version, store = %store.describe(), "rotated a generated secret");
     match global.output {
         OutputFormat::Json => println!("{}", json!({"rotated": name, "version": version})),
         OutputFormat::Text => println!("Rotated `{name}`: now version {version}."),

@@ -7,12 +7,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use kiln::agent_deploy::AgentBundle;
+use kiln::collector::{CollectorIdentity, DB_FILE, TokenRegistry, collector_dir};
 use kiln::engine::{
-    Context, EventSink, Fanout, RunLabel, RunOutcome, Timeouts, execute, observe, proxmox_client,
+    AgentRollout, CollectorLink, Context, EventSink, HostAccess, Fanout, RunLabel, RunOutcome, Timeouts, execute, observe, proxmox_client,
 };
 use kiln::journal::Journal;
 use kiln::plan::{ObservedVm, Plan, PlanError, ownership_tag};
 use kiln::proxmox::ProxmoxClient;
+use kiln::ssh::{HostKeyPolicy, KeySource};
+use kiln::secrets::generated::agent_tokens;
 use kiln::secrets::{ClusterSecrets, Dirs, LockError, LockRequest, RunLock, SecretStore};
 use kiln_cloud_init::SshPublicKey;
 use kiln_inventory::Inventory;
@@ -31,15 +35,20 @@ pub struct Session<'a> {
     inventory: Arc<Inventory>,
     inventory_hash: String,
     secrets: ClusterSecrets,
+    dirs: Dirs,
     lock: RunLock,
     client: ProxmoxClient,
     journal: Arc<Journal>,
+    /// Destroys without asking: the command made what it destroys.
+    confirmed: bool,
 }
 
 /// How a phase of a command went.
 pub struct PhaseResult {
     pub exit: Exit,
     pub elapsed: Duration,
+    /// The journal's id of the run, when the phase ran one.
+    pub run: Option<uuid::Uuid>,
 }
 
 impl<'a> Session<'a> {
@@ -49,6 +58,17 @@ impl<'a> Session<'a> {
         let Some(inventory) = load::inventory(global) else {
             return Ok(Err(Exit::Failure));
         };
+        Self::open_with(global, command, inventory).await
+    }
+
+    /// Like [`Session::open`], for an inventory the command derived from the
+    /// file (`kiln nightly`'s profile copy): its lock, secrets and VMs are
+    /// those of the derived cluster.
+    pub async fn open_with(
+        global: &'a GlobalArgs,
+        command: &str,
+        inventory: Inventory,
+    ) -> anyhow::Result<Result<Self, Exit>> {
         let bytes = std::fs::read(&global.inventory)
             .with_context(|| format!("cannot read {}", global.inventory.display()))?;
         let inventory_hash = hex::encode(Sha256::digest(bytes));
@@ -83,9 +103,11 @@ impl<'a> Session<'a> {
             inventory: Arc::new(inventory),
             inventory_hash,
             secrets,
+            dirs,
             lock,
             client,
             journal,
+            confirmed: false,
         }))
     }
 
@@ -102,8 +124,39 @@ impl<'a> Session<'a> {
         Ok(())
     }
 
+    /// Destroys without asking from now on: for `kiln nightly`, whose
+    /// ephemeral copy (its own cluster name and tag) is the command's to tear down.
+    pub fn destroy_without_asking(&mut self) {
+        self.confirmed = true;
+    }
+
     pub fn client(&self) -> &ProxmoxClient {
         &self.client
+    }
+
+    /// The cluster's collector (inventory `agent.collector`), pinned to the
+    /// certificate of the collector on this machine, as `kiln status` pins
+    /// it; `None` without an `agent` section.
+    pub async fn collector(&self) -> anyhow::Result<Option<CollectorLink>> {
+        let Some(agent) = &self.inventory.agent else {
+            return Ok(None);
+        };
+        let url = agent
+            .collector
+            .resolve()
+            .map_err(|reason| anyhow::anyhow!("agent.collector: {reason}"))?;
+        let dir = collector_dir(&self.dirs);
+        let fingerprint = CollectorIdentity::existing_fingerprint(&dir)?.with_context(|| {
+            format!(
+                "no collector certificate in {}: start `kiln serve` on this machine first (it makes one), so that agents can pin it",
+                dir.display()
+            )
+        })?;
+        Ok(Some(CollectorLink {
+            url: url.to_string(),
+            trust: kiln_tls::Trust::Pin(fingerprint),
+            cluster: self.inventory.cluster.name.to_string(),
+        }))
     }
 
     /// Observes Proxmox, plans with `make_plan`, shows the plan, asks before
@@ -113,11 +166,48 @@ impl<'a> Session<'a> {
         phase: &str,
         make_plan: impl FnOnce(&Inventory, &[ObservedVm]) -> Result<Plan, Vec<PlanError>>,
     ) -> anyhow::Result<PhaseResult> {
+        self.converge_watched(phase, make_plan, None).await
+    }
+
+    /// Revokes the collector tokens of `nodes`, whose VMs are gone for good
+    /// (`kiln destroy`, `node remove`): their agents can no longer report.
+    /// Without a collector database on this machine there is nothing to do.
+    pub async fn revoke_agent_tokens(&self, nodes: Vec<String>) -> anyhow::Result<()> {
+        let path = collector_dir(&self.dirs).join(DB_FILE);
+        if !path.exists() {
+            return Ok(());
+        }
+        let cluster = self.inventory.cluster.name.to_string();
+        tokio::task::spawn_blocking(move || {
+            let registry = TokenRegistry::open(&path)?;
+            for node in &nodes {
+                registry.revoke(&cluster, node)?;
+            }
+            Ok::<_, kiln::collector::CollectorError>(())
+        })
+        .await??;
+        Ok(())
+    }
+
+    /// What Proxmox has now (after waiting out locks an earlier run left).
+    pub async fn observed(&self) -> anyhow::Result<Vec<ObservedVm>> {
+        self.observe_settled().await
+    }
+
+    /// [`Session::converge`], with the run's events also sent to `watcher`
+    /// (a drill's or nightly's timeline).
+    pub async fn converge_watched(
+        &self,
+        phase: &str,
+        make_plan: impl FnOnce(&Inventory, &[ObservedVm]) -> Result<Plan, Vec<PlanError>>,
+        watcher: Option<Arc<dyn EventSink>>,
+    ) -> anyhow::Result<PhaseResult> {
         let started = std::time::Instant::now();
         let done = |exit| {
             Ok(PhaseResult {
                 exit,
                 elapsed: started.elapsed(),
+                run: None,
             })
         };
         let observed = self.observe_settled().await?;
@@ -142,19 +232,19 @@ impl<'a> Session<'a> {
         }
         if plan.is_destructive()
             && !self.global.yes
+            && !self.confirmed
             && !confirm_destruction(self.inventory.cluster.name.as_str())?
         {
             eprintln!("Nothing changed.");
             return done(Exit::Failure);
         }
-        let report = execute(
-            self.context().await?,
-            &plan,
-            self.label(phase),
-            self.sink(),
-            interrupt(),
-        )
-        .await;
+        let sink: Arc<dyn EventSink> = match watcher {
+            Some(watcher) => Arc::new(Fanout(vec![self.sink(), watcher])),
+            None => self.sink(),
+        };
+        let context = self.context().await?;
+        let run = context.run;
+        let report = execute(context, &plan, self.label(phase), sink, interrupt()).await;
         for failure in &report.failures {
             eprintln!(
                 "kiln: {} `{}` failed: {}",
@@ -163,10 +253,15 @@ impl<'a> Session<'a> {
                 failure.message
             );
         }
-        done(match report.outcome {
+        let exit = match report.outcome {
             RunOutcome::Succeeded => Exit::Success,
             RunOutcome::Failed => Exit::Failure,
             RunOutcome::Interrupted => Exit::Interrupted,
+        };
+        Ok(PhaseResult {
+            exit,
+            elapsed: started.elapsed(),
+            run: Some(run),
         })
     }
 
@@ -213,12 +308,27 @@ impl<'a> Session<'a> {
     }
 
     async fn context(&self) -> anyhow::Result<Arc<Context>> {
-        let authorized_keys = match &self.inventory.ssh {
-            Some(_) => {
+        let (authorized_keys, hosts) = match &self.inventory.ssh {
+            Some(ssh) => {
                 let pair = self.secrets.ssh_keypair(&self.inventory).await?;
-                vec![pair.public_key.parse::<SshPublicKey>()?]
+                let cluster = self.inventory.cluster.name.as_str();
+                let access = HostAccess {
+                    user: ssh.user.clone(),
+                    port: ssh.port,
+                    key: KeySource::from(&pair),
+                    policy: HostKeyPolicy::for_cluster(&self.dirs.state, cluster),
+                    timeouts: kiln::ssh::Timeouts::default(),
+                };
+                (
+                    vec![pair.public_key.parse::<SshPublicKey>()?],
+                    Some(Arc::new(access)),
+                )
             }
-            None => Vec::new(),
+            None => (Vec::new(), None),
+        };
+        let agents = match (&self.inventory.agent, &hosts) {
+            (Some(_), Some(_)) => Some(Arc::new(self.agent_rollout().await?)),
+            _ => None,
         };
         // Each phase (rebuild has two) is a run of its own in the journal.
         let run = uuid::Uuid::now_v7();
@@ -228,7 +338,31 @@ impl<'a> Session<'a> {
             run,
             authorized_keys,
             timeouts: Timeouts::default(),
+            hosts,
+            agents,
         }))
+    }
+
+    /// What deploying the agents needs: the local `kiln-agent` binary, the
+    /// collector, and each node's token from the store.
+    async fn agent_rollout(&self) -> anyhow::Result<AgentRollout> {
+        let bundle = AgentBundle::locate()?;
+        let collector = self
+            .collector()
+            .await?
+            .context("the inventory has no `agent` section")?;
+        let tokens = agent_tokens(self.secrets.store(), &self.inventory)
+            .await?
+            .into_iter()
+            .map(|(node, token)| (node, token.token))
+            .collect();
+        Ok(AgentRollout {
+            bundle,
+            collector,
+            registry: collector_dir(&self.dirs).join(DB_FILE),
+            tokens,
+            unit: kiln_agent::SYSTEMD_UNIT.to_owned(),
+        })
     }
 
     pub fn label(&self, phase: &str) -> RunLabel {

@@ -69,7 +69,12 @@ impl TokenRegistry {
             "{TOKEN_PREFIX}{}",
             Zeroizing::new(URL_SAFE_NO_PAD.encode(bytes.as_ref())).as_str()
         ));
-        let hash = token_hash(&token);
+        self.replace(cluster, node, &token_hash(&token))?;
+        Ok(token)
+    }
+
+    /// Makes `hash` the node's one token hash.
+    fn replace(&self, cluster: &str, node: &str, hash: &[u8; 32]) -> Result<(), CollectorError> {
         let mut connection = self.lock();
         // Delete and insert rather than update: AUTOINCREMENT then gives the
         // new token an id no earlier token of any node ever had.
@@ -88,8 +93,7 @@ impl TokenRegistry {
                 )
             })
             .and_then(|_| transaction.commit())
-            .map_err(CollectorError::sqlite(&self.path))?;
-        Ok(token)
+            .map_err(CollectorError::sqlite(&self.path))
     }
 
     /// Removes `node`'s token and its latest report (the node is gone);
@@ -115,6 +119,24 @@ impl TokenRegistry {
             })
             .map_err(CollectorError::sqlite(&self.path))?;
         Ok(removed > 0)
+    }
+
+    /// Makes `token` (kiln's stored token for the node, the same on every
+    /// rebuild) the node's one active token. A node already holding exactly
+    /// this token keeps its row, so its reports' sequence carries on.
+    pub fn register(
+        &self,
+        cluster: &str,
+        node: &str,
+        token: &SecretString,
+    ) -> Result<(), CollectorError> {
+        if self
+            .verify(token)?
+            .is_some_and(|held| held.identity.cluster == cluster && held.identity.node == node)
+        {
+            return Ok(());
+        }
+        self.replace(cluster, node, &token_hash(token))
     }
 
     /// Whose token this is, or `None` for a token that was never issued or

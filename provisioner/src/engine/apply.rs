@@ -1,5 +1,6 @@
 //! One run: the plan's graph, framed by the run's start and end events.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -9,7 +10,7 @@ use super::context::Context;
 use super::events::{Event, EventSink};
 use super::graph::GraphReport;
 use super::pipeline;
-use crate::plan::{Plan, desired_vms};
+use crate::plan::{DesiredVm, Plan, desired_vms};
 
 /// Who ran it and on what, for the run's record.
 pub struct RunLabel {
@@ -35,6 +36,9 @@ pub async fn execute(
         at: SystemTime::now(),
     });
     let desired = desired_vms(&context.inventory);
+    if plan.has_changes() {
+        learn_storage_scopes(&context, &desired).await;
+    }
     let graph = pipeline::build(plan, &desired, &context);
     let report = graph.run(run, sink.clone(), interrupt).await;
     sink.emit(&Event::RunFinished {
@@ -43,4 +47,16 @@ pub async fn execute(
         outcome: report.outcome,
     });
     report
+}
+
+/// Lets the client count a node-local storage's slots per node. Without it,
+/// clones onto two nodes' local storages would queue behind each other as if
+/// the storage were shared; that is only slower, so a failure is a warning.
+async fn learn_storage_scopes(context: &Context, desired: &[DesiredVm]) {
+    let nodes: BTreeSet<&str> = desired.iter().map(|vm| vm.pve_node.as_str()).collect();
+    for node in nodes {
+        if let Err(error) = context.client.learn_storage_scopes(node).await {
+            tracing::warn!(%node, %error, "cannot read the node's storages; counting them as shared");
+        }
+    }
 }

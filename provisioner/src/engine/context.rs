@@ -8,6 +8,8 @@ use kiln_cloud_init::SshPublicKey;
 use kiln_inventory::Inventory;
 use uuid::Uuid;
 
+use super::host::HostAccess;
+use super::rollout::AgentRollout;
 use crate::proxmox::ProxmoxClient;
 
 /// How long each kind of step may take before it fails.
@@ -20,6 +22,12 @@ pub struct Timeouts {
     pub destroy: Duration,
     /// From start until the guest agent reports the node's address.
     pub boot: Duration,
+    /// From the address until kiln has pinned the host key and logged in.
+    pub ssh: Duration,
+    /// Deploying the agent over SSH.
+    pub deploy: Duration,
+    /// From the agent's deploy until the collector calls the node healthy.
+    pub healthy: Duration,
 }
 
 impl Default for Timeouts {
@@ -31,6 +39,9 @@ impl Default for Timeouts {
             power: Duration::from_secs(180),
             destroy: Duration::from_secs(300),
             boot: Duration::from_secs(600),
+            ssh: Duration::from_secs(300),
+            deploy: Duration::from_secs(300),
+            healthy: Duration::from_secs(180),
         }
     }
 }
@@ -42,6 +53,12 @@ pub struct Context {
     /// The keys cloud-init installs for the SSH user (the cluster's key).
     pub authorized_keys: Vec<SshPublicKey>,
     pub timeouts: Timeouts,
+    /// How to log in to nodes; `None` when the inventory has no `ssh`
+    /// section (pipelines then end at the guest agent's address).
+    pub hosts: Option<Arc<HostAccess>>,
+    /// How to deploy the agents; `None` when the inventory has no `agent`
+    /// section (pipelines then end once SSH works).
+    pub agents: Option<Arc<AgentRollout>>,
 }
 
 /// The VM one node's steps work on, known once it was cloned.

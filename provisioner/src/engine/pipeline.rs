@@ -5,6 +5,10 @@
 //! update:  configure → resize → start or reboot (when the VM runs and its
 //!          CPU or memory changed, which Proxmox applies only at boot) → wait_ip
 //! destroy: destroy (`kiln destroy`, `node remove`, orphans with `--prune`)
+//!
+//! With an inventory `ssh` section, every pipeline of a node that exists
+//! afterwards goes on with wait_ssh, and with an `agent` section with
+//! deploy_agent → healthy (a node left as it is gets only these).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -12,6 +16,7 @@ use std::time::Duration;
 
 use super::context::{Context, NodeSlot};
 use super::graph::{Graph, Step, StepId};
+use super::{host, rollout};
 use super::steps;
 use crate::plan::{Action, DesiredVm, NodePlan, OrphanAction, Plan};
 
@@ -66,8 +71,11 @@ fn add_destroy(
     )
 }
 
-/// The one step that only waits (for the guest agent's address).
-const WAIT_STEP: &str = "wait_ip";
+/// The steps that only wait: Ctrl-C abandons them instead of letting them end.
+const WAIT_IP: &str = "wait_ip";
+const WAIT_SSH: &str = "wait_ssh";
+const HEALTHY: &str = "healthy";
+const WAITS: [&str; 3] = [WAIT_IP, WAIT_SSH, HEALTHY];
 
 fn step(
     node: &str,
@@ -81,7 +89,7 @@ fn step(
         name,
         after,
         timeout,
-        abortable: name == WAIT_STEP,
+        abortable: WAITS.contains(&name),
         run: Box::new(move || Box::pin(work)),
     }
 }
@@ -118,7 +126,12 @@ fn add_node(
 ) {
     let timeouts = context.timeouts;
     match node_plan.action {
-        Action::Nothing => {}
+        Action::Nothing => {
+            if node_plan.vmid.is_some() {
+                let slot = NodeSlot::with(node_plan.vmid);
+                add_post_boot(graph, None, (context, &wanted, &slot));
+            }
+        }
         Action::Destroy => {
             add_destroy(
                 graph,
@@ -166,14 +179,15 @@ fn add_node(
                 steps::start,
                 parts,
             );
-            vm_step(
+            let booted = vm_step(
                 graph,
-                WAIT_STEP,
+                WAIT_IP,
                 Some(started),
                 timeouts.boot,
                 steps::wait_for_address,
                 parts,
             );
+            add_post_boot(graph, Some(booted), parts);
         }
         Action::Update => {
             let slot = NodeSlot::with(node_plan.vmid);
@@ -217,14 +231,52 @@ fn add_node(
             } else {
                 resized
             };
-            vm_step(
+            let booted = vm_step(
                 graph,
-                WAIT_STEP,
+                WAIT_IP,
                 Some(powered),
                 timeouts.boot,
                 steps::wait_for_address,
                 parts,
             );
+            add_post_boot(graph, Some(booted), parts);
         }
     }
+}
+
+/// The steps inside a booted node, when the inventory asks for them.
+fn add_post_boot(
+    graph: &mut Graph,
+    booted: Option<StepId>,
+    parts: (&Arc<Context>, &Arc<DesiredVm>, &Arc<NodeSlot>),
+) -> Option<StepId> {
+    let context = parts.0;
+    context.hosts.as_ref()?;
+    let reachable = vm_step(
+        graph,
+        WAIT_SSH,
+        booted,
+        context.timeouts.ssh,
+        host::wait_for_ssh,
+        parts,
+    );
+    if context.agents.is_none() {
+        return Some(reachable);
+    }
+    let deployed = vm_step(
+        graph,
+        "deploy_agent",
+        Some(reachable),
+        context.timeouts.deploy,
+        rollout::deploy_agent,
+        parts,
+    );
+    Some(vm_step(
+        graph,
+        HEALTHY,
+        Some(deployed),
+        context.timeouts.healthy,
+        rollout::wait_healthy,
+        parts,
+    ))
 }

@@ -199,7 +199,7 @@ pub async fn wait_for_address(
         )
         .await
         .map_err(|error| format!("node `{}`: {error}", wanted.node))?;
-    let expected = wanted.ipv4.split('/').next().unwrap_or_default();
+    let expected = wanted.address();
     if address
         != expected
             .parse::<IpAddr>()

@@ -44,6 +44,16 @@ pub struct DesiredVm {
     pub fingerprint: String,
 }
 
+impl DesiredVm {
+    /// The node's IPv4 address without its prefix: what kiln connects to.
+    pub fn address(&self) -> String {
+        self.ipv4
+            .split_once('/')
+            .map_or(self.ipv4.as_str(), |(address, _)| address)
+            .to_owned()
+    }
+}
+
 /// The VM nodes of a validated inventory, in inventory order.
 pub fn desired_vms(inventory: &Inventory) -> Vec<DesiredVm> {
     let cluster = inventory.cluster.name.as_str();

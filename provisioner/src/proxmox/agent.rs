@@ -154,7 +154,8 @@ impl ProxmoxClient {
         let started = Instant::now();
         let target = Target::vm(node, vmid);
         let mac = self.vm_config(node, vmid).await?.mac(0);
-        let mut pause = Duration::from_millis(200);
+        let poll_max = self.inner.config.agent_poll_max;
+        let mut pause = poll_max.min(Duration::from_millis(200));
         let mut last: Option<String> = None;
         loop {
             let attempt = async {
@@ -180,7 +181,7 @@ impl ProxmoxClient {
                 });
             }
             tokio::time::sleep(pause.min(timeout.saturating_sub(started.elapsed()))).await;
-            pause = (pause * 3 / 2).min(Duration::from_secs(3));
+            pause = (pause * 3 / 2).min(poll_max);
         }
     }
 }

@@ -68,6 +68,8 @@ pub struct ClientConfig {
     pub task_timeout: Duration,
     /// Longest pause between two task-status polls.
     pub task_poll_max: Duration,
+    /// Longest pause between two polls of a booting VM's guest agent.
+    pub agent_poll_max: Duration,
     /// How long `400 upid: no such task` counts as "not visible yet" right
     /// after a task was created, before it is taken as an error.
     pub task_not_found_grace: Duration,
@@ -89,6 +91,7 @@ impl ClientConfig {
             upload_timeout: Duration::from_secs(3600),
             task_timeout: Duration::from_secs(600),
             task_poll_max: Duration::from_secs(2),
+            agent_poll_max: Duration::from_secs(2),
             ticket_renew_after: Duration::from_secs(3600),
             task_not_found_grace: Duration::from_secs(15),
             retry: RetryPolicy::default(),

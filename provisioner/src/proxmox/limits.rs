@@ -1,8 +1,13 @@
 //! Concurrency caps per PVE node and per storage. Parallel clones onto one
 //! storage or many config writes on one node are what makes PVE answer
 //! `can't lock file ... got timeout` (notes §8.2–3), so kiln queues them here.
+//!
+//! PVE locks a shared storage cluster-wide but a node-local one (LVM-thin,
+//! a directory) per node (pve-storage `cluster_lock_storage`), so a local
+//! storage's slots are counted per node. A storage counts as shared until
+//! [`Limits::mark_local`] says otherwise: the safe side when kiln does not know.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -31,6 +36,7 @@ pub struct Limits {
     config: LimitsConfig,
     nodes: Mutex<HashMap<String, Arc<Semaphore>>>,
     storages: Mutex<HashMap<String, Arc<Semaphore>>>,
+    local_storages: Mutex<HashSet<String>>,
 }
 
 /// Held while an operation runs; dropping it frees the slot.
@@ -67,6 +73,28 @@ impl Limits {
             config,
             nodes: Mutex::default(),
             storages: Mutex::default(),
+            local_storages: Mutex::default(),
+        }
+    }
+
+    /// Records that `storage` is node-local: its slots are then per node.
+    pub fn mark_local(&self, storage: &str) {
+        self.local_storages
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(storage.to_owned());
+    }
+
+    fn storage_key(&self, node: &str, storage: &str) -> String {
+        let local = self
+            .local_storages
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(storage);
+        if local {
+            format!("{node}/{storage}")
+        } else {
+            storage.to_owned()
         }
     }
 
@@ -84,7 +112,8 @@ impl Limits {
             held.push(p);
         }
         if let Some(storage) = storage {
-            let st = semaphore(&self.storages, storage, self.config.per_storage);
+            let key = self.storage_key(node, storage);
+            let st = semaphore(&self.storages, &key, self.config.per_storage);
             if let Ok(p) = st.acquire_owned().await {
                 held.push(p);
             }
@@ -117,5 +146,29 @@ mod tests {
         drop(a);
         let third = tokio::time::timeout(Duration::from_millis(50), limits.acquire("pve1", None));
         assert!(third.await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_local_storage_is_counted_per_node() {
+        let limits = Limits::new(LimitsConfig {
+            per_node: 4,
+            per_storage: 1,
+        });
+        limits.mark_local("local-lvm");
+        let _pve1 = limits.acquire("pve1", Some("local-lvm")).await;
+        let pve2 = tokio::time::timeout(
+            Duration::from_millis(50),
+            limits.acquire("pve2", Some("local-lvm")),
+        );
+        assert!(pve2.await.is_ok(), "pve2's local-lvm waited for pve1's");
+        let again = tokio::time::timeout(
+            Duration::from_millis(50),
+            limits.acquire("pve1", Some("local-lvm")),
+        );
+        assert!(again.await.is_err(), "second permit on pve1's local-lvm granted");
+        let _shared = limits.acquire("pve1", Some("ceph")).await;
+        let shared_elsewhere =
+            tokio::time::timeout(Duration::from_millis(50), limits.acquire("pve2", Some("ceph")));
+        assert!(shared_elsewhere.await.is_err(), "a shared storage was counted per node");
     }
 }

@@ -141,6 +141,17 @@ impl ProxmoxClient {
         .await
     }
 
+    /// Reads `node`'s storages and counts the node-local ones' concurrency
+    /// slots per node from now on (see [`super::limits`]).
+    pub async fn learn_storage_scopes(&self, node: &str) -> Result<()> {
+        for storage in self.storages(node, None).await? {
+            if !storage.shared {
+                self.inner.limits.mark_local(&storage.storage);
+            }
+        }
+        Ok(())
+    }
+
     /// `GET /nodes/{node}/storage/{storage}/content[?content=…&vmid=…]`.
     pub async fn storage_content(
         &self,
