@@ -40,6 +40,10 @@ pub struct AgentConfig {
     pub disk: Thresholds,
     #[serde(default = "default_memory_thresholds")]
     pub memory: Thresholds,
+    /// Whether `system.clock` checks NTP synchronization (off where no time
+    /// server is reachable, such as kiln's lab).
+    #[serde(default = "default_clock_sync")]
+    pub clock_sync: bool,
     /// Extra checks: a command that passes with exit status 0.
     #[serde(default)]
     pub commands: Vec<CommandCheck>,
@@ -179,6 +183,10 @@ impl AgentConfig {
         }
         Ok(())
     }
+}
+
+fn default_clock_sync() -> bool {
+    true
 }
 
 fn default_interval_secs() -> u32 {

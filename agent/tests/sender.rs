@@ -65,6 +65,7 @@ fn config(dir: &Path, collector: &TestCollector, fingerprint: String) -> AgentCo
             warn_percent: 90,
             fail_percent: 98,
         },
+        clock_sync: true,
         commands: vec![],
     }
 }

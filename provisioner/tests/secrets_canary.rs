@@ -9,8 +9,8 @@
 #![allow(clippy::unwrap_used)]
 
 mod proxmox_common;
-mod sim_inventory;
 mod secrets_bao;
+mod sim_inventory;
 
 use std::path::{Path, PathBuf};
 

@@ -27,7 +27,10 @@ fn shipped_units_verify() {
             !text.contains("ExecStart") || text.contains("/usr/local/bin/kiln "),
             "{unit}: ExecStart should run /usr/local/bin/kiln"
         );
-        let text = text.replace("/usr/local/bin/kiln ", &format!("{} ", env!("CARGO_BIN_EXE_kiln")));
+        let text = text.replace(
+            "/usr/local/bin/kiln ",
+            &format!("{} ", env!("CARGO_BIN_EXE_kiln")),
+        );
         std::fs::write(dir.path().join(unit), text).unwrap();
     }
     let paths: Vec<_> = UNITS.iter().map(|unit| dir.path().join(unit)).collect();

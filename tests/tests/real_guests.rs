@@ -48,6 +48,7 @@ ssh:
 agent:
   collector: env:KILN_COLLECTOR_URL
   interval: {INTERVAL_SECS}s
+  checks: {{clock_sync: false}}
 profiles:
   nightly: {{vmids: 9100-9199, ips: 10.77.0.100-10.77.0.149, nodes: [e2e1]}}
   broken: {{vmids: 9200-9299, ips: 10.77.0.150-10.77.0.199, nodes: [e2e2]}}
@@ -86,8 +87,12 @@ fn stdout_json(lab: &LabHarness, args: &[&str]) -> Value {
         output.status,
         String::from_utf8_lossy(&output.stderr)
     );
-    serde_json::from_slice(&output.stdout)
-        .unwrap_or_else(|error| panic!("{args:?} printed no JSON ({error}): {}", String::from_utf8_lossy(&output.stdout)))
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|error| {
+        panic!(
+            "{args:?} printed no JSON ({error}): {}",
+            String::from_utf8_lossy(&output.stdout)
+        )
+    })
 }
 
 fn node_states(lab: &LabHarness) -> Vec<(String, String)> {
@@ -136,11 +141,20 @@ fn lab_vms(lab: &LabHarness) -> Vec<(u64, String, String)> {
     );
     let url = format!(
         "{}/api2/json/cluster/resources?type=vm",
-        credentials["endpoint"].as_str().unwrap().trim_end_matches('/')
+        credentials["endpoint"]
+            .as_str()
+            .unwrap()
+            .trim_end_matches('/')
     );
     let listing = stdout_json(
         lab,
-        &["curl", "-sfk", "-H", &format!("Authorization: {token}"), &url],
+        &[
+            "curl",
+            "-sfk",
+            "-H",
+            &format!("Authorization: {token}"),
+            &url,
+        ],
     );
     listing["data"]
         .as_array()
@@ -159,7 +173,10 @@ fn lab_vms(lab: &LabHarness) -> Vec<(u64, String, String)> {
 fn wait_until(what: &str, patience: Duration, mut done: impl FnMut() -> bool) -> Duration {
     let started = Instant::now();
     while !done() {
-        assert!(started.elapsed() < patience, "{what}: not within {patience:?}");
+        assert!(
+            started.elapsed() < patience,
+            "{what}: not within {patience:?}"
+        );
         std::thread::sleep(Duration::from_millis(500));
     }
     started.elapsed()
@@ -168,10 +185,18 @@ fn wait_until(what: &str, patience: Duration, mut done: impl FnMut() -> bool) ->
 #[test]
 fn a_cluster_on_real_guests_end_to_end() {
     assert!(
-        Command::new("id").arg("-u").output().unwrap().stdout.starts_with(b"0"),
+        Command::new("id")
+            .arg("-u")
+            .output()
+            .unwrap()
+            .stdout
+            .starts_with(b"0"),
         "the real-guest tests need root (network namespaces, taps): run them as root, as CI does"
     );
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned();
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned();
     let bin = LabHarness::debug_binaries(&root).unwrap();
     let scratch = tempfile::tempdir().unwrap();
     let dir = scratch.path().join("lab");
@@ -196,7 +221,10 @@ fn a_cluster_on_real_guests_end_to_end() {
     lab.kiln(&["image", "build", "debian-12"]).unwrap();
     let faults_arg = faults.display().to_string();
     lab.start_lab(2, &["--faults", &faults_arg]).unwrap();
-    let mut teardown = Teardown { lab: &lab, done: false };
+    let mut teardown = Teardown {
+        lab: &lab,
+        done: false,
+    };
     lab.start_collector().unwrap();
 
     // Templates from the golden image, then the cluster: clone, boot, SSH, agent, healthy.
@@ -205,14 +233,24 @@ fn a_cluster_on_real_guests_end_to_end() {
     for (node, ip) in [("e2e1", "10.77.0.21"), ("e2e2", "10.77.0.22")] {
         let output = ssh(&lab, &key, ip, "hostname; ip -4 -o addr show scope global");
         let text = String::from_utf8_lossy(&output.stdout);
-        assert!(output.status.success(), "ssh {ip}: {}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "ssh {ip}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         assert_eq!(text.lines().next(), Some(node), "hostname of {ip}: {text}");
-        assert!(text.contains(&format!("{ip}/24")), "{node} has not {ip}/24: {text}");
+        assert!(
+            text.contains(&format!("{ip}/24")),
+            "{node} has not {ip}/24: {text}"
+        );
     }
     let states = node_states(&lab);
     assert_eq!(
         states,
-        [("e2e1".into(), "healthy".into()), ("e2e2".into(), "healthy".into())],
+        [
+            ("e2e1".into(), "healthy".into()),
+            ("e2e2".into(), "healthy".into())
+        ],
         "after apply"
     );
 
@@ -224,9 +262,11 @@ fn a_cluster_on_real_guests_end_to_end() {
         });
         std::thread::sleep(Duration::from_secs(2));
         let stopped = Instant::now();
-        wait_until("e2e2 failing after sshd stopped", Duration::from_secs(60), || {
-            node_states(&lab).contains(&("e2e2".into(), "failing".into()))
-        });
+        wait_until(
+            "e2e2 failing after sshd stopped",
+            Duration::from_secs(60),
+            || node_states(&lab).contains(&("e2e2".into(), "failing".into())),
+        );
         let took = stopped.elapsed();
         (handle.join().unwrap(), took)
     });
@@ -235,7 +275,11 @@ fn a_cluster_on_real_guests_end_to_end() {
         "e2e2 turned failing {:?} after sshd stopped: more than two intervals",
         stopper.1
     );
-    assert!(stopper.0.status.success(), "the sshd stopper: {}", String::from_utf8_lossy(&stopper.0.stderr));
+    assert!(
+        stopper.0.status.success(),
+        "the sshd stopper: {}",
+        String::from_utf8_lossy(&stopper.0.stderr)
+    );
     wait_until("e2e2 healthy again", Duration::from_secs(60), || {
         node_states(&lab).contains(&("e2e2".into(), "healthy".into()))
     });
@@ -243,37 +287,91 @@ fn a_cluster_on_real_guests_end_to_end() {
     // A node-loss drill: detect, recover, and a report whose phases add up.
     let report_path = scratch.path().join("drill.json");
     let report_arg = report_path.display().to_string();
-    lab.in_lab(&["kiln", "drill", "node-loss", "--target", "e2e1", "--yes", "--report", &report_arg])
-        .unwrap();
-    let report: Value = serde_json::from_str(&std::fs::read_to_string(&report_path).unwrap()).unwrap();
+    lab.in_lab(&[
+        "kiln",
+        "drill",
+        "node-loss",
+        "--target",
+        "e2e1",
+        "--yes",
+        "--report",
+        &report_arg,
+    ])
+    .unwrap();
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(&report_path).unwrap()).unwrap();
     assert_eq!(report["passed"], true, "{report}");
     assert_eq!(report["targets"][0]["node"], "e2e1", "{report}");
-    let phases: f64 = report["phases"].as_array().unwrap().iter().map(|phase| phase["seconds"].as_f64().unwrap()).sum();
+    let phases: f64 = report["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|phase| phase["seconds"].as_f64().unwrap())
+        .sum();
     let rto = report["rto_seconds"].as_f64().unwrap();
-    assert!((phases - rto).abs() <= 1.0, "phases add up to {phases} s, RTO {rto} s: {report}");
-    assert!(report["time_to_detect_seconds"].as_f64().unwrap() > 0.0, "{report}");
+    assert!(
+        (phases - rto).abs() <= 1.0,
+        "phases add up to {phases} s, RTO {rto} s: {report}"
+    );
+    assert!(
+        report["time_to_detect_seconds"].as_f64().unwrap() > 0.0,
+        "{report}"
+    );
 
     // A nightly copy that passes and leaves nothing behind.
     let junit = scratch.path().join("nightly.xml");
     let junit_arg = junit.display().to_string();
-    lab.in_lab(&["kiln", "nightly", "--profile", "nightly", "--junit", &junit_arg]).unwrap();
+    lab.in_lab(&[
+        "kiln",
+        "nightly",
+        "--profile",
+        "nightly",
+        "--junit",
+        &junit_arg,
+    ])
+    .unwrap();
     let xml = std::fs::read_to_string(&junit).unwrap();
-    assert!(xml.contains(r#"failures="0""#) && xml.contains("nightly-e2e1"), "{xml}");
-    let leftovers: Vec<_> = lab_vms(&lab).into_iter().filter(|vm| vm.2.contains("kiln-e2e-nightly")).collect();
+    assert!(
+        xml.contains(r#"failures="0""#) && xml.contains("nightly-e2e1"),
+        "{xml}"
+    );
+    let leftovers: Vec<_> = lab_vms(&lab)
+        .into_iter()
+        .filter(|vm| vm.2.contains("kiln-e2e-nightly"))
+        .collect();
     assert!(leftovers.is_empty(), "the nightly left {leftovers:?}");
 
     // A nightly copy that cannot boot fails, names node and phase, and still cleans up.
     let broken = lab
-        .in_lab_output(&["kiln", "nightly", "--profile", "broken", "--timeout", "90s", "--junit", &junit_arg])
+        .in_lab_output(&[
+            "kiln",
+            "nightly",
+            "--profile",
+            "broken",
+            "--timeout",
+            "90s",
+            "--junit",
+            &junit_arg,
+        ])
         .unwrap();
-    assert!(!broken.status.success(), "a nightly whose node never boots passed");
+    assert!(
+        !broken.status.success(),
+        "a nightly whose node never boots passed"
+    );
     let xml = std::fs::read_to_string(&junit).unwrap();
     assert!(
-        xml.contains(r#"<testcase name="boot" classname="broken-e2e2""#) && xml.contains("<failure"),
+        xml.contains(r#"<testcase name="boot" classname="broken-e2e2""#)
+            && xml.contains("<failure"),
         "the JUnit file does not show broken-e2e2's boot failing: {xml}"
     );
-    let leftovers: Vec<_> = lab_vms(&lab).into_iter().filter(|vm| vm.2.contains("kiln-e2e-broken")).collect();
-    assert!(leftovers.is_empty(), "the failed nightly left {leftovers:?}");
+    let leftovers: Vec<_> = lab_vms(&lab)
+        .into_iter()
+        .filter(|vm| vm.2.contains("kiln-e2e-broken"))
+        .collect();
+    assert!(
+        leftovers.is_empty(),
+        "the failed nightly left {leftovers:?}"
+    );
 
     // Destroy: only the templates remain.
     lab.in_lab(&["kiln", "destroy", "--yes"]).unwrap();
@@ -288,7 +386,10 @@ fn a_cluster_on_real_guests_end_to_end() {
         !String::from_utf8_lossy(&namespaces.stdout).contains(&namespace),
         "namespace {namespace} is still there"
     );
-    let processes = Command::new("pgrep").args(["-af", "qemu-system"]).output().unwrap();
+    let processes = Command::new("pgrep")
+        .args(["-af", "qemu-system"])
+        .output()
+        .unwrap();
     let ours: Vec<String> = String::from_utf8_lossy(&processes.stdout)
         .lines()
         .filter(|line| line.contains(&name))

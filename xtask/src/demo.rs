@@ -26,7 +26,10 @@ pub fn run_demo(down: bool) -> anyhow::Result<()> {
     let lab = LabHarness::new(LAB, &root, &dir, &bin, &root.join(INVENTORY));
     if down {
         lab.down()?;
-        println!("xtask demo: removed the lab, the collector and {}", dir.display());
+        println!(
+            "xtask demo: removed the lab, the collector and {}",
+            dir.display()
+        );
         return Ok(());
     }
     if !is_root() {
@@ -35,15 +38,25 @@ pub fn run_demo(down: bool) -> anyhow::Result<()> {
         );
     }
     let started = Instant::now();
-    stage(1, "install what is missing (Debian packages, the OpenBao venv)");
+    stage(
+        1,
+        "install what is missing (Debian packages, the OpenBao venv)",
+    );
     setup::ensure_all()?;
-    stage(2, "build kiln, kiln-lab and kiln-agent");
+    stage(
+        2,
+        "build kiln, kiln-lab and kiln-agent (the agent optimized: it goes onto every guest)",
+    );
     run(
         "cargo",
         &["build", "-p", "kiln", "-p", "kiln-lab", "-p", "kiln-agent"],
         &[],
     )?;
-    stage(3, "build the golden Debian 12 image (or reuse the cached one)");
+    run("cargo", &["build", "--release", "-p", "kiln-agent"], &[])?;
+    stage(
+        3,
+        "build the golden Debian 12 image (or reuse the cached one)",
+    );
     lab.kiln(&["image", "build", "debian-12"])?;
     if dir.exists() {
         println!("(removing an earlier demo first)");
@@ -59,14 +72,20 @@ pub fn run_demo(down: bool) -> anyhow::Result<()> {
         "start the collector (kiln serve) inside the lab, where the guests' agents reach it",
     );
     lab.start_collector()?;
-    stage(6, "make the inventory's templates on the lab (kiln image ensure)");
+    stage(
+        6,
+        "make the inventory's templates on the lab (kiln image ensure)",
+    );
     lab.in_lab(&["kiln", "image", "ensure", "--yes"])?;
     stage(
         7,
         "rebuild the cluster (kiln rebuild --yes): 3 VMs cloned, booted, agents deployed, healthy",
     );
     lab.in_lab(&["kiln", "rebuild", "--yes"])?;
-    stage(8, "every node healthy, as the collector sees it (kiln status)");
+    stage(
+        8,
+        "every node healthy, as the collector sees it (kiln status)",
+    );
     lab.in_lab(&["kiln", "status"])?;
     stage(
         9,
@@ -74,7 +93,14 @@ pub fn run_demo(down: bool) -> anyhow::Result<()> {
     );
     let report = dir.join("drill-report.md");
     let report_arg = report.display().to_string();
-    lab.in_lab(&["kiln", "drill", "node-loss", "--yes", "--report", &report_arg])?;
+    lab.in_lab(&[
+        "kiln",
+        "drill",
+        "node-loss",
+        "--yes",
+        "--report",
+        &report_arg,
+    ])?;
     println!(
         "\nxtask demo: done in {:.0?}. The lab is still running:\n  \
          target/debug/kiln-lab exec --credentials {creds} -- target/debug/kiln status -i {INVENTORY}\n  \

@@ -65,7 +65,9 @@ pub(super) async fn checks(config: &AgentConfig, host: &Host) -> Vec<Check> {
     let mut checks = vec![uptime(host), load(host), memory(config, host)];
     checks.extend(disks(config, host));
     checks.push(kernel(host));
-    checks.push(clock(host).await);
+    if config.clock_sync {
+        checks.push(clock(host).await);
+    }
     checks
 }
 

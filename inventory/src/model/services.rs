@@ -129,6 +129,10 @@ pub struct AgentChecks {
     #[serde(default = "default_disk_fail")]
     #[schemars(range(min = 1, max = 100))]
     pub disk_fail_percent: u8,
+    /// Whether agents check that the clock is synchronized to NTP (turn it
+    /// off where nodes reach no time server, like kiln's lab).
+    #[serde(default = "default_clock_sync")]
+    pub clock_sync: bool,
     /// `host:port` endpoints that must accept TCP connections.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub endpoints: Vec<String>,
@@ -147,6 +151,10 @@ fn default_units() -> Vec<String> {
     ]
 }
 
+fn default_clock_sync() -> bool {
+    true
+}
+
 fn default_disk_warn() -> u8 {
     80
 }
@@ -161,6 +169,7 @@ impl Default for AgentChecks {
             units: default_units(),
             disk_warn_percent: default_disk_warn(),
             disk_fail_percent: default_disk_fail(),
+            clock_sync: default_clock_sync(),
             endpoints: Vec::new(),
             mounts: Vec::new(),
             commands: Vec::new(),

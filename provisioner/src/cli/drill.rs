@@ -54,10 +54,16 @@ pub fn run(global: &GlobalArgs, args: &DrillArgs) -> anyhow::Result<Exit> {
     })
 }
 
-async fn drill(global: &GlobalArgs, args: &DrillArgs, session: &Session<'_>) -> anyhow::Result<Exit> {
+async fn drill(
+    global: &GlobalArgs,
+    args: &DrillArgs,
+    session: &Session<'_>,
+) -> anyhow::Result<Exit> {
     let inventory = session.inventory();
     let Some(collector) = session.collector().await? else {
-        bail!("a drill measures detection through the collector: the inventory needs an `agent` section");
+        bail!(
+            "a drill measures detection through the collector: the inventory needs an `agent` section"
+        );
     };
     let desired = desired_vms(inventory);
     let all_nodes: Vec<String> = desired.iter().map(|vm| vm.node.clone()).collect();
@@ -151,7 +157,10 @@ async fn drill(global: &GlobalArgs, args: &DrillArgs, session: &Session<'_>) -> 
                     .map_err(|error| error.to_string())
                     .and_then(|unhealthy| match unhealthy.is_empty() {
                         true => Ok(()),
-                        false => Err(format!("not healthy after recovery: {}", unhealthy.join(", "))),
+                        false => Err(format!(
+                            "not healthy after recovery: {}",
+                            unhealthy.join(", ")
+                        )),
                     })
                     .err()
             }
@@ -160,13 +169,22 @@ async fn drill(global: &GlobalArgs, args: &DrillArgs, session: &Session<'_>) -> 
     report.timeline = timeline;
     report.conclude(args.rto_budget, failure);
     emit(global, args, &report)?;
-    Ok(if report.passed { Exit::Success } else { Exit::Failure })
+    Ok(if report.passed {
+        Exit::Success
+    } else {
+        Exit::Failure
+    })
 }
 
 fn describe_targets(targets: &[Target]) -> String {
     targets
         .iter()
-        .map(|target| format!("{} (VM {} on {})", target.node, target.vmid, target.pve_node))
+        .map(|target| {
+            format!(
+                "{} (VM {} on {})",
+                target.node, target.vmid, target.pve_node
+            )
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -189,7 +207,9 @@ async fn detect(
                         })
                     })
                     .map(|node| {
-                        let state = views.get(node).map_or("unknown", |view| view.state.as_str());
+                        let state = views
+                            .get(node)
+                            .map_or("unknown", |view| view.state.as_str());
                         format!("{node} ({state})")
                     })
                     .collect();

@@ -52,7 +52,11 @@ pub fn run(global: &GlobalArgs, args: &NightlyArgs) -> anyhow::Result<Exit> {
         session.release().await?;
         let summary = result?;
         emit(global, args, &summary)?;
-        Ok(if summary.passed { Exit::Success } else { Exit::Failure })
+        Ok(if summary.passed {
+            Exit::Success
+        } else {
+            Exit::Failure
+        })
     })
 }
 
@@ -155,7 +159,10 @@ fn emit(global: &GlobalArgs, args: &NightlyArgs, summary: &NightlySummary) -> an
                     None => "ok".to_owned(),
                     Some(reason) => format!("FAILED: {reason}"),
                 };
-                eprintln!("  {:<24} {:<10} {:>7.1}s  {verdict}", case.node, case.phase, case.seconds);
+                eprintln!(
+                    "  {:<24} {:<10} {:>7.1}s  {verdict}",
+                    case.node, case.phase, case.seconds
+                );
             }
             eprintln!(
                 "kiln nightly `{}`: {} in {:.1}s",

@@ -10,14 +10,15 @@ use anyhow::Context as _;
 use kiln::agent_deploy::AgentBundle;
 use kiln::collector::{CollectorIdentity, DB_FILE, TokenRegistry, collector_dir};
 use kiln::engine::{
-    AgentRollout, CollectorLink, Context, EventSink, HostAccess, Fanout, RunLabel, RunOutcome, Timeouts, execute, observe, proxmox_client,
+    AgentRollout, CollectorLink, Context, EventSink, Fanout, HostAccess, RunLabel, RunOutcome,
+    Timeouts, execute, observe, proxmox_client,
 };
 use kiln::journal::Journal;
 use kiln::plan::{ObservedVm, Plan, PlanError, ownership_tag};
 use kiln::proxmox::ProxmoxClient;
-use kiln::ssh::{HostKeyPolicy, KeySource};
 use kiln::secrets::generated::agent_tokens;
 use kiln::secrets::{ClusterSecrets, Dirs, LockError, LockRequest, RunLock, SecretStore};
+use kiln::ssh::{HostKeyPolicy, KeySource};
 use kiln_cloud_init::SshPublicKey;
 use kiln_inventory::Inventory;
 use sha2::{Digest, Sha256};

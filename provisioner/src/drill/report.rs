@@ -166,7 +166,10 @@ mod tests {
         let mut failed = report();
         failed.conclude(Some(Duration::from_secs(10)), None);
         let text = failed.to_markdown();
-        assert!(text.starts_with("# Drill `node-loss` on cluster `lab`: FAILED"), "{text}");
+        assert!(
+            text.starts_with("# Drill `node-loss` on cluster `lab`: FAILED"),
+            "{text}"
+        );
         assert!(text.contains("| lab2 | pve2 | 101 |"), "{text}");
         assert!(text.contains("| clone | 5.0 |"), "{text}");
         assert!(text.contains("| **total (RTO)** | **20.0** |"), "{text}");

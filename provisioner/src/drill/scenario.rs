@@ -44,7 +44,9 @@ pub enum TargetError {
     UnknownNode(String),
     #[error("no inventory node runs on Proxmox node `{0}`")]
     UnknownHost(String),
-    #[error("node `{0}` has no VM of this cluster on Proxmox: there is nothing to break (run `kiln apply` first)")]
+    #[error(
+        "node `{0}` has no VM of this cluster on Proxmox: there is nothing to break (run `kiln apply` first)"
+    )]
     Missing(String),
     #[error("the inventory has no VM nodes")]
     Empty,
@@ -176,7 +178,15 @@ mod tests {
                 vmid: 101
             }]
         );
-        let host = targets(Scenario::HostLoss, "lab", &desired, &observed, Some("pve1"), 0).unwrap();
+        let host = targets(
+            Scenario::HostLoss,
+            "lab",
+            &desired,
+            &observed,
+            Some("pve1"),
+            0,
+        )
+        .unwrap();
         assert_eq!(names(&host), ["a", "c"]);
         let all = targets(Scenario::ClusterLoss, "lab", &desired, &observed, None, 0).unwrap();
         assert_eq!(names(&all), ["a", "b", "c"]);
@@ -187,8 +197,10 @@ mod tests {
         let (desired, observed) = lab();
         let picks: BTreeSet<String> = (0..32)
             .map(|seed| {
-                let first = targets(Scenario::NodeLoss, "lab", &desired, &observed, None, seed).unwrap();
-                let again = targets(Scenario::NodeLoss, "lab", &desired, &observed, None, seed).unwrap();
+                let first =
+                    targets(Scenario::NodeLoss, "lab", &desired, &observed, None, seed).unwrap();
+                let again =
+                    targets(Scenario::NodeLoss, "lab", &desired, &observed, None, seed).unwrap();
                 assert_eq!(first, again, "seed {seed}");
                 first[0].node.clone()
             })
@@ -200,11 +212,25 @@ mod tests {
     fn unknown_names_and_foreign_vms_are_refused() {
         let (desired, mut observed) = lab();
         assert_eq!(
-            targets(Scenario::NodeLoss, "lab", &desired, &observed, Some("zz"), 0),
+            targets(
+                Scenario::NodeLoss,
+                "lab",
+                &desired,
+                &observed,
+                Some("zz"),
+                0
+            ),
             Err(TargetError::UnknownNode("zz".into()))
         );
         assert_eq!(
-            targets(Scenario::HostLoss, "lab", &desired, &observed, Some("pve9"), 0),
+            targets(
+                Scenario::HostLoss,
+                "lab",
+                &desired,
+                &observed,
+                Some("pve9"),
+                0
+            ),
             Err(TargetError::UnknownHost("pve9".into()))
         );
         observed[1].tags = BTreeSet::from(["someone-else".to_owned()]);

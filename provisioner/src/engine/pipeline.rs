@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use super::context::{Context, NodeSlot};
 use super::graph::{Graph, Step, StepId};
-use super::{host, rollout};
 use super::steps;
+use super::{host, rollout};
 use crate::plan::{Action, DesiredVm, NodePlan, OrphanAction, Plan};
 
 pub fn build(plan: &Plan, desired: &[DesiredVm], context: &Arc<Context>) -> Graph {

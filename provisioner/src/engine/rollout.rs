@@ -51,7 +51,9 @@ pub fn agent_config(
 ) -> Result<AgentConfig, String> {
     let fingerprint = match &collector.trust {
         kiln_tls::Trust::Pin(pin) => pin.to_string(),
-        _ => return Err("the agents pin the collector's certificate: it needs a fingerprint".into()),
+        _ => {
+            return Err("the agents pin the collector's certificate: it needs a fingerprint".into());
+        }
     };
     let checks = &agent.checks;
     let endpoints = checks
@@ -92,14 +94,14 @@ pub fn agent_config(
             warn_percent: 90,
             fail_percent: 98,
         },
+        clock_sync: agent.checks.clock_sync,
         commands: checks
             .commands
             .iter()
             .map(|command| CommandCheck {
                 name: command.name.clone(),
                 run: vec!["/bin/sh".into(), "-c".into(), command.command.clone()],
-                timeout_secs: u32::try_from(command.timeout.0.as_secs().max(1))
-                    .unwrap_or(u32::MAX),
+                timeout_secs: u32::try_from(command.timeout.0.as_secs().max(1)).unwrap_or(u32::MAX),
             })
             .collect(),
     })

@@ -164,7 +164,9 @@ impl Timeline {
             };
             let failure = match &record.outcome {
                 Some(StepOutcome::Failed(reason)) => Some(format!("{}: {reason}", record.step)),
-                Some(StepOutcome::Skipped(reason)) => Some(format!("{} skipped: {reason}", record.step)),
+                Some(StepOutcome::Skipped(reason)) => {
+                    Some(format!("{} skipped: {reason}", record.step))
+                }
                 _ => None,
             };
             end = end.max(record.finished.or(Some(record.started)));

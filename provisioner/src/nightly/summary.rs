@@ -80,6 +80,7 @@ impl NightlySummary {
     /// Passed when every case passed (and there was at least one).
     pub fn conclude(&mut self, elapsed: Duration) {
         self.seconds = elapsed.as_secs_f64();
-        self.passed = !self.cases.is_empty() && self.cases.iter().all(|case| case.failure.is_none());
+        self.passed =
+            !self.cases.is_empty() && self.cases.iter().all(|case| case.failure.is_none());
     }
 }

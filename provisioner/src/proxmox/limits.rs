@@ -165,10 +165,18 @@ mod tests {
             Duration::from_millis(50),
             limits.acquire("pve1", Some("local-lvm")),
         );
-        assert!(again.await.is_err(), "second permit on pve1's local-lvm granted");
+        assert!(
+            again.await.is_err(),
+            "second permit on pve1's local-lvm granted"
+        );
         let _shared = limits.acquire("pve1", Some("ceph")).await;
-        let shared_elsewhere =
-            tokio::time::timeout(Duration::from_millis(50), limits.acquire("pve2", Some("ceph")));
-        assert!(shared_elsewhere.await.is_err(), "a shared storage was counted per node");
+        let shared_elsewhere = tokio::time::timeout(
+            Duration::from_millis(50),
+            limits.acquire("pve2", Some("ceph")),
+        );
+        assert!(
+            shared_elsewhere.await.is_err(),
+            "a shared storage was counted per node"
+        );
     }
 }
