@@ -167,7 +167,9 @@ impl Timeline {
                 Some(StepOutcome::Skipped(reason)) => {
                     Some(format!("{} skipped: {reason}", record.step))
                 }
-                _ => None,
+                Some(StepOutcome::Succeeded) => None,
+                // Asked for after the run: a step still open was cut short.
+                None => Some(format!("{} did not finish", record.step)),
             };
             end = end.max(record.finished.or(Some(record.started)));
             match spans.last_mut() {
@@ -250,6 +252,22 @@ mod tests {
         assert_eq!(timeline.nodes(), ["a", "b"]);
         let failed = timeline.phases("b");
         assert_eq!(failed[0].failure.as_deref(), Some("clone: boom"));
+    }
+
+    #[test]
+    fn a_step_cut_short_is_a_failure_of_its_phase() {
+        let timeline = Timeline::default();
+        step(&timeline, "a", "start", 0, 10, true);
+        timeline.emit(&Event::StepStarted {
+            run: Uuid::nil(),
+            node: Some("a".into()),
+            step: "wait_ip".into(),
+            at: at(10),
+        });
+        let phases = timeline.phases("a");
+        assert_eq!(phases.len(), 1);
+        assert_eq!(phases[0].phase, Phase::Boot);
+        assert_eq!(phases[0].failure.as_deref(), Some("wait_ip did not finish"));
     }
 
     #[test]
