@@ -59,7 +59,8 @@ fn main() -> ExitCode {
     }
 }
 
-/// Every benchmark: the engine's and the collector's, then the agent's cycle cost.
+/// Every benchmark: the engine's and the collector's, the agent's cycle
+/// cost, then three real guests from clone to SSH-ready on the qemu lab.
 fn bench() -> anyhow::Result<()> {
     command::run(
         "cargo",
@@ -77,6 +78,17 @@ fn bench() -> anyhow::Result<()> {
     command::run(
         "cargo",
         &["bench", "-p", "kiln-agent", "--bench", "cycle"],
+        &[],
+    )?;
+    command::run(
+        "cargo",
+        &["build", "-p", "kiln", "-p", "kiln-lab", "-p", "kiln-agent"],
+        &[],
+    )?;
+    command::run("cargo", &["build", "--release", "-p", "kiln-agent"], &[])?;
+    command::run(
+        "cargo",
+        &["bench", "-p", "kiln-e2e", "--bench", "guests"],
         &[],
     )
 }

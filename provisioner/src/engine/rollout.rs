@@ -52,7 +52,9 @@ pub fn agent_config(
     let fingerprint = match &collector.trust {
         kiln_tls::Trust::Pin(pin) => pin.to_string(),
         _ => {
-            return Err("the agents pin the collector's certificate: it needs a fingerprint".into());
+            return Err(
+                "the agents pin the collector's certificate: it needs a fingerprint".into(),
+            );
         }
     };
     let checks = &agent.checks;
