@@ -491,3 +491,34 @@ async fn every_run_lands_in_the_journal_with_its_steps() {
         "clone, configure, resize, start, wait_ip per node: {detail:#}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_install_needs_ssh_and_agent_and_known_nodes_and_changes_nothing_without() {
+    let fixture = Fixture::new().await;
+    let plain = fixture.inventory("plain.yaml", |text| text);
+    let run = fixture.kiln(&plain, &["agent", "install"]).await;
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("the inventory needs `ssh` and `agent` sections to deploy agents"),
+        "{}",
+        run.stderr
+    );
+    let with_agent = fixture.inventory("agents.yaml", |text| {
+        format!("{text}ssh: {{user: kiln}}\nagent: {{collector: https://127.0.0.1:1}}\n")
+    });
+    let run = fixture
+        .kiln(&with_agent, &["agent", "install", "lab1", "zz"])
+        .await;
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("no node `zz` in the inventory"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        fixture.mutating_requests().is_empty(),
+        "{:?}",
+        fixture.mutating_requests()
+    );
+}

@@ -14,7 +14,7 @@ use kiln::engine::{
     Timeouts, execute, observe, proxmox_client,
 };
 use kiln::journal::Journal;
-use kiln::plan::{ObservedVm, Plan, PlanError, ownership_tag};
+use kiln::plan::{Action, ObservedVm, Plan, PlanError, ownership_tag};
 use kiln::proxmox::ProxmoxClient;
 use kiln::secrets::generated::agent_tokens;
 use kiln::secrets::{ClusterSecrets, Dirs, LockError, LockRequest, RunLock, SecretStore};
@@ -225,7 +225,14 @@ impl<'a> Session<'a> {
         if text {
             eprint!("{}", plan_view::text(&plan));
         }
-        if !plan.has_changes() {
+        // Nodes left as they are still get the steps inside them (SSH, the
+        // agent, healthy) when the inventory asks for those.
+        let checks_nodes = self.inventory.ssh.is_some()
+            && plan
+                .nodes
+                .iter()
+                .any(|node| node.action == Action::Nothing && node.vmid.is_some());
+        if !plan.has_changes() && !checks_nodes {
             if text {
                 eprintln!("Nothing to do ({phase}): Proxmox matches the inventory.");
             }
