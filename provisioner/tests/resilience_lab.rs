@@ -3,9 +3,10 @@
 //! Seeds come from `KILN_TEST_SEED` or the clock and are printed on failure.
 
 mod proxmox_common;
+mod sim_inventory;
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,15 +17,9 @@ use proxmox_common::{SeedGuard, client, seed, start_lab};
 use rand::{Rng, SeedableRng};
 use tokio::sync::watch;
 
-fn lab_yaml() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../inventory/examples/lab.yaml")
-}
-
-/// lab.yaml without SSH (no key to generate: these runs stay in-process).
+/// lab.yaml for the sim: without `ssh` and `agent`, as the CLI runs get it.
 fn inventory() -> kiln_inventory::Inventory {
-    let mut inventory = kiln_inventory::load(&lab_yaml()).expect("lab.yaml");
-    inventory.ssh = None;
-    inventory
+    kiln_inventory::parse("lab.yaml", &sim_inventory::lab_yaml()).expect("lab.yaml")
 }
 
 struct Quiet;
@@ -137,11 +132,15 @@ async fn fifty_seeded_runs_with_ten_percent_faults_all_converge() {
     }
 }
 
+/// `kiln apply` on lab.yaml for the sim (no `ssh`/`agent`: no guests to log
+/// in to), with the inventory written into `state`.
 fn kiln_apply(lab: &RunningLab, state: &Path) -> std::process::Command {
+    let inventory = state.join("lab.yaml");
+    std::fs::write(&inventory, sim_inventory::lab_yaml()).expect("inventory");
     let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin("kiln"));
     command
         .args(["apply", "--yes", "-i"])
-        .arg(lab_yaml())
+        .arg(inventory)
         .env("KILN_PROXMOX_ENDPOINT", &lab.endpoint)
         .env("KILN_PROXMOX_FINGERPRINT", &lab.fingerprint)
         .env("KILN_PROXMOX_TOKEN", lab.token())
@@ -166,7 +165,7 @@ async fn twenty_applies_killed_at_random_moments_converge_on_a_plain_rerun() {
     lab.add_template("pve2", 9001, "debian-12-kiln")
         .expect("template");
     let state = tempfile::tempdir().expect("state");
-    let inventory = kiln_inventory::load(&lab_yaml()).expect("lab.yaml");
+    let inventory = inventory();
     for round in 0..20 {
         let kill_after = Duration::from_millis(random.random_range(50..1500));
         let mut child = kiln_apply(&lab, state.path()).spawn().expect("kiln starts");
