@@ -5,10 +5,11 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use tokio::sync::watch;
+use uuid::Uuid;
 
 use super::context::Context;
 use super::events::{Event, EventSink};
-use super::graph::GraphReport;
+use super::graph::{Graph, GraphReport};
 use super::pipeline;
 use crate::plan::{DesiredVm, Plan, desired_vms};
 
@@ -26,20 +27,32 @@ pub async fn execute(
     sink: Arc<dyn EventSink>,
     interrupt: watch::Receiver<bool>,
 ) -> GraphReport {
-    let run = context.run;
-    sink.emit(&Event::RunStarted {
-        run,
-        command: label.command,
-        cluster: plan.cluster.clone(),
-        inventory_hash: label.inventory_hash,
-        operator: label.operator,
-        at: SystemTime::now(),
-    });
     let desired = desired_vms(&context.inventory);
     if plan.has_changes() {
         learn_storage_scopes(&context, &desired).await;
     }
     let graph = pipeline::build(plan, &desired, &context);
+    run_framed(graph, context.run, &plan.cluster, label, sink, interrupt).await
+}
+
+/// Runs a graph between the run's start and end events (apply's and
+/// `kiln image ensure`'s runs alike).
+pub async fn run_framed(
+    graph: Graph,
+    run: Uuid,
+    cluster: &str,
+    label: RunLabel,
+    sink: Arc<dyn EventSink>,
+    interrupt: watch::Receiver<bool>,
+) -> GraphReport {
+    sink.emit(&Event::RunStarted {
+        run,
+        command: label.command,
+        cluster: cluster.to_owned(),
+        inventory_hash: label.inventory_hash,
+        operator: label.operator,
+        at: SystemTime::now(),
+    });
     let report = graph.run(run, sink.clone(), interrupt).await;
     sink.emit(&Event::RunFinished {
         run,

@@ -14,7 +14,7 @@ mod rollout;
 mod steps;
 mod timeline;
 
-pub use apply::{RunLabel, execute};
+pub use apply::{RunLabel, execute, run_framed};
 pub use connect::{ConnectError, proxmox_client};
 pub use context::{Context, Timeouts};
 pub use events::{Event, EventSink, Fanout, RunOutcome, StepOutcome};

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -17,7 +17,7 @@ use uuid::Uuid;
 use super::image::{ImageOrigin, ResolvedImage};
 use super::marker::TemplateMarker;
 use super::plan::{TEMPLATE_TAG, TemplateAction, TemplatePlan, TemplatePlanItem};
-use crate::engine::{Event, EventSink, Graph, GraphReport, RunLabel, Step, StepId};
+use crate::engine::{EventSink, Graph, GraphReport, RunLabel, Step, StepId, run_framed};
 use crate::plan::{KILN_TAG, ownership_tag};
 use crate::proxmox::{
     AgentOption, CreateVm, DeleteOptions, DownloadUrl, ImportContent, NetDevice, NewDisk,
@@ -72,23 +72,8 @@ pub async fn ensure(
     sink: Arc<dyn EventSink>,
     interrupt: watch::Receiver<bool>,
 ) -> GraphReport {
-    let run = context.run;
-    sink.emit(&Event::RunStarted {
-        run,
-        command: label.command,
-        cluster: plan.cluster.clone(),
-        inventory_hash: label.inventory_hash,
-        operator: label.operator,
-        at: SystemTime::now(),
-    });
     let graph = build(plan, images, &context);
-    let report = graph.run(run, sink.clone(), interrupt).await;
-    sink.emit(&Event::RunFinished {
-        run,
-        at: SystemTime::now(),
-        outcome: report.outcome,
-    });
-    report
+    run_framed(graph, context.run, &plan.cluster, label, sink, interrupt).await
 }
 
 /// The volume an `image` step put (or found) on a node, for `create`.
