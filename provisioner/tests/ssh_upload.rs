@@ -13,7 +13,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use kiln::ssh::{Privilege, UploadSource};
+use kiln::ssh::{Privilege, UploadFile, UploadSource};
 use ssh_common::login::Fixture;
 
 fn version(byte: u8) -> Vec<u8> {
@@ -177,4 +177,70 @@ async fn sudo_runs_as_root_and_a_sudo_upload_is_root_owned() {
         "staging file removed: {}",
         home.stdout_text()
     );
+}
+
+#[tokio::test]
+async fn a_batch_lands_every_file_with_its_mode_or_none_of_them() {
+    let Some(fixture) = Fixture::start() else {
+        return;
+    };
+    let session = fixture.connect().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
+    let (tool, config) = (path("tool"), path("config"));
+    std::fs::write(&config, b"old config").unwrap();
+    let uploaded = session
+        .upload_all_as(
+            Privilege::Login,
+            &[
+                UploadFile {
+                    source: UploadSource::Bytes(&version(b't')),
+                    path: &tool,
+                    mode: 0o755,
+                },
+                UploadFile {
+                    source: UploadSource::Bytes(b"new config"),
+                    path: &config,
+                    mode: 0o600,
+                },
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(uploaded.len(), 2);
+    assert_eq!(uploaded[0].bytes, 4 * 1024 * 1024);
+    assert_eq!(std::fs::read(&tool).unwrap(), version(b't'));
+    assert_eq!(std::fs::read(&config).unwrap(), b"new config");
+    let mode = |path: &str| std::fs::metadata(path).unwrap().permissions().mode() & 0o7777;
+    assert_eq!((mode(&tool), mode(&config)), (0o755, 0o600));
+
+    // The second file cannot land (its directory is missing): the first,
+    // though fully written, is not renamed into place either.
+    let error = session
+        .upload_all_as(
+            Privilege::Login,
+            &[
+                UploadFile {
+                    source: UploadSource::Bytes(b"newer config"),
+                    path: &config,
+                    mode: 0o600,
+                },
+                UploadFile {
+                    source: UploadSource::Bytes(b"x"),
+                    path: &path("missing/file"),
+                    mode: 0o644,
+                },
+            ],
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("missing/file"), "{error}");
+    assert_eq!(std::fs::read(&config).unwrap(), b"new config");
+    let mut names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["config", "tool"], "no temporary files left");
 }

@@ -18,7 +18,7 @@ pub use bundle::{AgentBundle, BINARY_ENV, BundleError};
 pub use glibc::{GlibcProblem, GlibcVersion, check as check_glibc};
 pub use layout::{BINARY_PATH, Installed, Layout, MANIFEST_PATH, UNIT_NAME, UNIT_PATH};
 
-use crate::ssh::{Privilege, Session, SshError, UploadSource, shell_line};
+use crate::ssh::{Privilege, Session, SshError, UploadFile, UploadSource, shell_line};
 
 /// What to install besides the binary.
 #[derive(Debug, Clone)]
@@ -112,7 +112,7 @@ pub async fn deploy(
         privilege,
         layout: &layout,
     };
-    if remote.has(&wanted).await? && (!input.manage_service || remote.is_active().await?) {
+    if remote.has(&wanted, input.manage_service).await? {
         tracing::info!(target = %at, "agent: already installed, unchanged");
         return Ok(DeployOutcome::Unchanged);
     }
@@ -125,22 +125,23 @@ pub async fn deploy(
         })?;
     }
     remote.make_directories().await?;
-    remote.put(bundle.binary(), &layout.binary, 0o755).await?;
-    remote.put(config.as_bytes(), &layout.config, 0o644).await?;
-    remote
-        .put(input.token.expose_secret().as_bytes(), &layout.token, 0o600)
-        .await?;
-    remote
-        .put(input.unit.as_bytes(), &layout.unit, 0o644)
-        .await?;
+    let files = [
+        (bundle.binary(), &layout.binary, 0o755),
+        (config.as_bytes(), &layout.config, 0o644),
+        (input.token.expose_secret().as_bytes(), &layout.token, 0o600),
+        (input.unit.as_bytes(), &layout.unit, 0o644),
+    ];
+    remote.put(&files).await?;
     if input.manage_service {
         remote.restart().await?;
     }
+    // The record goes last, so a deploy interrupted before this point is
+    // redone in full next time.
     let mut record = serde_json::to_string_pretty(&wanted)
         .map_err(|error| input_error(format!("the install record: {error}")))?;
     record.push('\n');
     remote
-        .put(record.as_bytes(), &layout.manifest, 0o600)
+        .put(&[(record.as_bytes(), &layout.manifest, 0o600)])
         .await?;
     tracing::info!(target = %at, version = %bundle.version(), "agent: installed");
     Ok(DeployOutcome::Installed)
@@ -158,20 +159,37 @@ struct Remote<'a> {
 }
 
 impl Remote<'_> {
-    /// Whether the record says `wanted` and every file still has the
-    /// recorded content.
-    async fn has(&self, wanted: &Installed) -> Result<bool, DeployError> {
-        let read = self
-            .session
-            .exec_as(
-                self.privilege,
-                &self.line(&["cat", "--", &self.layout.manifest])?,
-            )
-            .await?;
-        if !read.status.success() {
+    /// Whether the record says `wanted`, every file still has the recorded
+    /// content and (with `running`) the unit is active — asked in one
+    /// command, since each command on a slow guest costs seconds.
+    async fn has(&self, wanted: &Installed, running: bool) -> Result<bool, DeployError> {
+        let files = [
+            (&self.layout.binary, &wanted.binary_sha256),
+            (&self.layout.config, &wanted.config_sha256),
+            (&self.layout.token, &wanted.token_sha256),
+            (&self.layout.unit, &wanted.unit_sha256),
+        ];
+        let mut sums = vec!["sha256sum", "--"];
+        sums.extend(files.iter().map(|(path, _)| path.as_str()));
+        // The record and the sums are split by a NUL, which neither holds.
+        let mut line = format!(
+            "cat -- {} && printf '\\0' && {}",
+            self.line(&[&self.layout.manifest])?,
+            self.line(&sums)?
+        );
+        if running {
+            line.push_str(" && ");
+            line.push_str(&self.line(&["systemctl", "is-active", "--quiet", UNIT_NAME])?);
+        }
+        let probe = self.session.exec_as(self.privilege, &line).await?;
+        if !probe.status.success() {
             return Ok(false);
         }
-        match serde_json::from_slice::<Installed>(&read.stdout) {
+        let Some(split) = probe.stdout.iter().position(|byte| *byte == 0) else {
+            return Ok(false);
+        };
+        let (record, sums) = (&probe.stdout[..split], &probe.stdout[split + 1..]);
+        match serde_json::from_slice::<Installed>(record) {
             Ok(recorded) if recorded == *wanted => {}
             Ok(_) => return Ok(false),
             Err(error) => {
@@ -184,23 +202,8 @@ impl Remote<'_> {
                 return Ok(false);
             }
         }
-        let files = [
-            (&self.layout.binary, &wanted.binary_sha256),
-            (&self.layout.config, &wanted.config_sha256),
-            (&self.layout.token, &wanted.token_sha256),
-            (&self.layout.unit, &wanted.unit_sha256),
-        ];
-        let mut words = vec!["sha256sum", "--"];
-        words.extend(files.iter().map(|(path, _)| path.as_str()));
-        let sums = self
-            .session
-            .exec_as(self.privilege, &self.line(&words)?)
-            .await?;
-        if !sums.status.success() {
-            return Ok(false);
-        }
-        let text = sums.stdout_text();
-        let actual: Vec<&str> = text
+        let sums = String::from_utf8_lossy(sums);
+        let actual: Vec<&str> = sums
             .lines()
             .filter_map(|line| line.split_whitespace().next())
             .collect();
@@ -209,16 +212,6 @@ impl Remote<'_> {
                 .iter()
                 .zip(actual)
                 .all(|((_, expected), actual)| expected.as_str() == actual))
-    }
-
-    async fn is_active(&self) -> Result<bool, DeployError> {
-        let line = self.line(&["systemctl", "is-active", "--quiet", UNIT_NAME])?;
-        Ok(self
-            .session
-            .exec_as(self.privilege, &line)
-            .await?
-            .status
-            .success())
     }
 
     async fn make_directories(&self) -> Result<(), DeployError> {
@@ -230,33 +223,48 @@ impl Remote<'_> {
         Ok(())
     }
 
-    async fn put(&self, data: &[u8], path: &str, mode: u32) -> Result<(), DeployError> {
-        self.session
-            .upload_as(self.privilege, UploadSource::Bytes(data), path, mode)
-            .await?;
+    /// Uploads `(content, path, mode)` files as one batch.
+    async fn put(&self, files: &[(&[u8], &String, u32)]) -> Result<(), DeployError> {
+        let files: Vec<UploadFile<'_>> = files
+            .iter()
+            .map(|&(data, path, mode)| UploadFile {
+                source: UploadSource::Bytes(data),
+                path,
+                mode,
+            })
+            .collect();
+        self.session.upload_all_as(self.privilege, &files).await?;
         Ok(())
     }
 
     /// Reloads systemd, enables the unit and restarts it (a restart also
     /// starts it), then waits until it is active.
     async fn restart(&self) -> Result<(), DeployError> {
+        // The first state check rides along with the restart.
         let reload = format!(
-            "systemctl daemon-reload && systemctl enable {UNIT_NAME} && systemctl restart {UNIT_NAME}"
+            "systemctl daemon-reload && systemctl enable {UNIT_NAME} && systemctl restart {UNIT_NAME} \
+             && {{ systemctl is-active {UNIT_NAME} || true; }}"
         );
-        self.session.run(self.privilege, &reload).await?;
-        let mut state = String::new();
-        for check in 0..ACTIVATION_CHECKS {
-            if check > 0 {
-                tokio::time::sleep(Duration::from_secs(1)).await;
+        let mut state = self
+            .session
+            .run(self.privilege, &reload)
+            .await?
+            .stdout_text()
+            .trim()
+            .to_owned();
+        for _ in 1..ACTIVATION_CHECKS {
+            match state.as_str() {
+                "active" => return Ok(()),
+                "activating" | "reloading" => {}
+                _ => break,
             }
+            tokio::time::sleep(Duration::from_secs(1)).await;
             let line = self.line(&["systemctl", "is-active", UNIT_NAME])?;
             let output = self.session.exec_as(self.privilege, &line).await?;
             state = output.stdout_text().trim().to_owned();
-            match state.as_str() {
-                "active" => return Ok(()),
-                "activating" | "reloading" => continue,
-                _ => break,
-            }
+        }
+        if state == "active" {
+            return Ok(());
         }
         let line = self.line(&["systemctl", "status", "--no-pager", "--lines=20", UNIT_NAME])?;
         let status = self.session.exec_as(self.privilege, &line).await?;

@@ -231,9 +231,18 @@ impl Session {
             ["exec", "timeout", "-k", "5", &seconds, "sh", "-c", command],
             command,
         )?;
+        let started = std::time::Instant::now();
         let mut channel = self.open_channel(&step).await?;
         let outcome = timeout(limit, drive(&mut channel, &bounded, on_output)).await;
         let _ = timeout(TEARDOWN, channel.close()).await;
+        // On a slow host the number of commands decides a step's time; this
+        // line is how to see which ones (`--log-level debug`).
+        tracing::debug!(
+            target_host = %self.at(),
+            %step,
+            elapsed_ms = started.elapsed().as_millis(),
+            "ssh: command done"
+        );
         let at = || self.at().to_owned();
         match outcome {
             Err(_) => Err(SshError::Timeout {

@@ -16,4 +16,4 @@ pub use client::{Session, SshTarget, Timeouts, wait_for_ssh};
 pub use error::SshError;
 pub use exec::{ExecOutput, ExitStatus, NulInArgument, Output, Privilege, shell_line};
 pub use host_keys::{HostKeyError, HostKeyPolicy, HostKeyTrust, fingerprint, user_known_hosts};
-pub use upload::{UploadSource, Uploaded};
+pub use upload::{UploadFile, UploadSource, Uploaded};

@@ -1,13 +1,19 @@
-//! Putting a file on a host so that the target is never half-written: the
-//! data goes over SFTP to a temporary name in the target's directory, is
-//! fsynced and given its mode, its sha256 is checked on the host, and only
-//! then `mv -f` (a rename within one directory, so atomic) puts it in place.
+//! Putting files on a host so that no target is ever half-written: the data
+//! goes over SFTP to a temporary name in the target's directory, is fsynced
+//! and given its mode, its sha256 is checked on the host, and only then
+//! `mv -f` (a rename within one directory, so atomic) puts it in place.
 //! russh-sftp 3.0 has no `posix-rename@openssh.com`, hence `mv` over exec.
 //!
 //! With [`Privilege::Sudo`] SFTP (which runs as the login user) writes a
 //! private staging file in the login user's home; root copies it to the
 //! temporary name, so the result is owned by root.
+//!
+//! Several files go as one batch: one SFTP session and two commands for all
+//! of them, because on a slow host (a TCG guest) every command costs a
+//! process start, a shell and sudo's PAM stack — seconds, not milliseconds.
+//! Each target is still replaced atomically on its own; the set is not.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use russh_sftp::client::SftpSession;
@@ -25,6 +31,14 @@ use super::exec::{NulInArgument, Privilege, shell_line};
 pub enum UploadSource<'a> {
     Bytes(&'a [u8]),
     File(&'a Path),
+}
+
+/// One file of a batch: its content, its absolute target path and mode.
+#[derive(Debug, Clone, Copy)]
+pub struct UploadFile<'a> {
+    pub source: UploadSource<'a>,
+    pub path: &'a str,
+    pub mode: u32,
 }
 
 /// What landed on the host.
@@ -60,31 +74,63 @@ impl Session {
         remote_path: &str,
         mode: u32,
     ) -> Result<Uploaded, SshError> {
-        let plan = Plan::new(self, privilege, remote_path)?;
-        let limit = self.timeouts().command;
-        let result = match timeout(limit, plan.carry_out(self, source, mode & 0o7777)).await {
+        let file = UploadFile {
+            source,
+            path: remote_path,
+            mode,
+        };
+        let mut uploaded = self.upload_all_as(privilege, &[file]).await?;
+        uploaded.pop().ok_or_else(|| SshError::BadRemotePath {
+            at: self.at().to_owned(),
+            path: remote_path.to_owned(),
+            reason: "nothing was uploaded",
+        })
+    }
+
+    /// Uploads every file of `files`, written by `privilege`, and returns
+    /// what landed, in order. Nothing is renamed into place before every
+    /// file arrived with the right checksum; on any failure the temporary
+    /// files are removed and the targets not yet renamed are untouched.
+    pub async fn upload_all_as(
+        &self,
+        privilege: Privilege,
+        files: &[UploadFile<'_>],
+    ) -> Result<Vec<Uploaded>, SshError> {
+        if files.is_empty() {
+            return Ok(Vec::new());
+        }
+        let batch = Batch::new(self, privilege, files)?;
+        let count = u32::try_from(files.len()).unwrap_or(u32::MAX);
+        let limit = self.timeouts().command.saturating_mul(count);
+        let result = match timeout(limit, batch.carry_out(self, files)).await {
             Ok(result) => result,
             Err(_) => Err(SshError::Timeout {
                 at: self.at().to_owned(),
-                step: plan.step.clone(),
+                step: batch.step.clone(),
                 timeout: limit,
             }),
         };
         if result.is_err() {
-            plan.clean_up(self).await;
+            batch.clean_up(self).await;
         }
         result
     }
 }
 
-/// The names one upload uses.
-struct Plan {
+/// The names one batch uses.
+struct Batch {
     privilege: Privilege,
     step: String,
+    files: Vec<Names>,
+}
+
+/// One file's names.
+struct Names {
     target: String,
     /// Where SFTP writes: the temporary name itself, or (sudo) a staging
     /// file in the login user's home.
     staging: String,
+    mode: u32,
     quoted: Quoted,
 }
 
@@ -96,8 +142,175 @@ struct Quoted {
     staging: String,
 }
 
-impl Plan {
-    fn new(session: &Session, privilege: Privilege, remote_path: &str) -> Result<Self, SshError> {
+impl Batch {
+    fn new(
+        session: &Session,
+        privilege: Privilege,
+        files: &[UploadFile<'_>],
+    ) -> Result<Self, SshError> {
+        let paths: Vec<&str> = files.iter().map(|file| file.path).collect();
+        let step = format!("upload {}", paths.join(", "));
+        let files = files
+            .iter()
+            .map(|file| Names::new(session, privilege, &step, file))
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
+            privilege,
+            step,
+            files,
+        })
+    }
+
+    async fn carry_out(
+        &self,
+        session: &Session,
+        files: &[UploadFile<'_>],
+    ) -> Result<Vec<Uploaded>, SshError> {
+        let uploaded = self.write_over_sftp(session, files).await?;
+        let temporaries = self.joined(|quoted| &quoted.temporary);
+        // Sudo: root copies each staging file to its temporary name (so root
+        // owns it), gives it its mode, removes the staging copies and
+        // syncs; then both cases checksum every temporary in one command.
+        let mut line = String::new();
+        if self.privilege == Privilege::Sudo {
+            line.push_str("umask 077");
+            for names in &self.files {
+                let Quoted {
+                    staging, temporary, ..
+                } = &names.quoted;
+                line.push_str(&format!(
+                    " && cp -- {staging} {temporary} && chmod {:o} {temporary}",
+                    names.mode
+                ));
+            }
+            let stagings = self.joined(|quoted| &quoted.staging);
+            line.push_str(&format!(
+                " && rm -f -- {stagings} && sync -- {temporaries} && "
+            ));
+        }
+        line.push_str(&format!("sha256sum -- {temporaries}"));
+        let output = session.run(self.privilege, &line).await?;
+        let text = output.stdout_text();
+        let mut sums = text
+            .lines()
+            .filter_map(|line| line.split_whitespace().next());
+        for (names, local) in self.files.iter().zip(&uploaded) {
+            let remote = sums.next().unwrap_or_default().to_ascii_lowercase();
+            if remote != local.sha256 {
+                return Err(SshError::ChecksumMismatch {
+                    at: session.at().to_owned(),
+                    path: names.target.clone(),
+                    local: local.sha256.clone(),
+                    remote,
+                });
+            }
+        }
+        let renames: Vec<String> = self
+            .files
+            .iter()
+            .map(|names| {
+                format!(
+                    "mv -f -- {} {}",
+                    names.quoted.temporary, names.quoted.target
+                )
+            })
+            .collect();
+        let directories: BTreeSet<&str> = self
+            .files
+            .iter()
+            .map(|names| names.quoted.directory.as_str())
+            .collect();
+        let directories: Vec<&str> = directories.into_iter().collect();
+        let rename = format!(
+            "{} && sync -- {}",
+            renames.join(" && "),
+            directories.join(" ")
+        );
+        session.run(self.privilege, &rename).await?;
+        Ok(uploaded)
+    }
+
+    /// Every file's quoted name of one kind, space-separated.
+    fn joined(&self, name: impl Fn(&Quoted) -> &String) -> String {
+        let names: Vec<&str> = self
+            .files
+            .iter()
+            .map(|names| name(&names.quoted).as_str())
+            .collect();
+        names.join(" ")
+    }
+
+    async fn write_over_sftp(
+        &self,
+        session: &Session,
+        files: &[UploadFile<'_>],
+    ) -> Result<Vec<Uploaded>, SshError> {
+        let channel = session.open_channel(&self.step).await?;
+        if let Err(source) = channel.request_subsystem(true, "sftp").await {
+            let _ = timeout(TEARDOWN, channel.close()).await;
+            return Err(self.protocol(session, source));
+        }
+        // The stream closes the channel when it is dropped, on every path.
+        let sftp = SftpSession::new(channel.into_stream())
+            .await
+            .map_err(|source| sftp_error(session, &self.step, "start SFTP", source))?;
+        sftp.set_timeout(session.timeouts().command.as_secs().max(1));
+        let mut uploaded = Vec::with_capacity(files.len());
+        let mut result = Ok(());
+        for (names, file) in self.files.iter().zip(files) {
+            let staging_mode = match self.privilege {
+                Privilege::Login => names.mode,
+                Privilege::Sudo => 0o600,
+            };
+            match names
+                .write_file(session, &sftp, file.source, staging_mode)
+                .await
+            {
+                Ok(done) => uploaded.push(done),
+                Err(error) => {
+                    result = Err(error);
+                    break;
+                }
+            }
+        }
+        if let Err(error) = sftp.close().await {
+            tracing::debug!(%error, "ssh: closing the SFTP session");
+        }
+        result.map(|()| uploaded)
+    }
+
+    /// Removes what a failed batch left; targets are untouched.
+    async fn clean_up(&self, session: &Session) {
+        let mut leftovers = self.joined(|quoted| &quoted.temporary);
+        if self.privilege == Privilege::Sudo {
+            leftovers.push(' ');
+            leftovers.push_str(&self.joined(|quoted| &quoted.staging));
+        }
+        if let Err(error) = session
+            .exec_as(self.privilege, &format!("rm -f -- {leftovers}"))
+            .await
+        {
+            tracing::debug!(%error, "ssh: removing a failed upload's temporary files");
+        }
+    }
+
+    fn protocol(&self, session: &Session, source: russh::Error) -> SshError {
+        SshError::Protocol {
+            at: session.at().to_owned(),
+            step: format!("{}: start SFTP", self.step),
+            source: Box::new(source),
+        }
+    }
+}
+
+impl Names {
+    fn new(
+        session: &Session,
+        privilege: Privilege,
+        batch_step: &str,
+        file: &UploadFile<'_>,
+    ) -> Result<Self, SshError> {
+        let remote_path = file.path;
         let bad = |reason| SshError::BadRemotePath {
             at: session.at().to_owned(),
             path: remote_path.to_owned(),
@@ -117,11 +330,10 @@ impl Plan {
             Privilege::Login => temporary.clone(),
             Privilege::Sudo => format!(".kiln-upload-{unique}"),
         };
-        let step = format!("upload {remote_path}");
         let quote = |word: &str| {
             shell_line([word]).map_err(|NulInArgument| SshError::Unquotable {
                 at: session.at().to_owned(),
-                step: step.clone(),
+                step: batch_step.to_owned(),
             })
         };
         let quoted = Quoted {
@@ -131,86 +343,15 @@ impl Plan {
             staging: quote(&staging)?,
         };
         Ok(Self {
-            privilege,
-            step,
             target: remote_path.to_owned(),
             staging,
+            mode: file.mode & 0o7777,
             quoted,
         })
     }
 
-    async fn carry_out(
-        &self,
-        session: &Session,
-        source: UploadSource<'_>,
-        mode: u32,
-    ) -> Result<Uploaded, SshError> {
-        let staging_mode = match self.privilege {
-            Privilege::Login => mode,
-            Privilege::Sudo => 0o600,
-        };
-        let uploaded = self.write_over_sftp(session, source, staging_mode).await?;
-        if self.privilege == Privilege::Sudo {
-            let Quoted {
-                staging, temporary, ..
-            } = &self.quoted;
-            let copy = format!(
-                "umask 077 && cp -- {staging} {temporary} && chmod {mode:o} {temporary} \
-                 && sync -- {temporary}"
-            );
-            session.run(Privilege::Sudo, &copy).await?;
-            session
-                .run(Privilege::Login, &format!("rm -f -- {staging}"))
-                .await?;
-        }
-        let checksum = format!("sha256sum -- {}", self.quoted.temporary);
-        let output = session.run(self.privilege, &checksum).await?;
-        let remote = output
-            .stdout_text()
-            .split_whitespace()
-            .next()
-            .unwrap_or_default()
-            .to_ascii_lowercase();
-        if remote != uploaded.sha256 {
-            return Err(SshError::ChecksumMismatch {
-                at: session.at().to_owned(),
-                path: self.target.clone(),
-                local: uploaded.sha256,
-                remote,
-            });
-        }
-        let Quoted {
-            target,
-            directory,
-            temporary,
-            ..
-        } = &self.quoted;
-        let rename = format!("mv -f -- {temporary} {target} && sync -- {directory}");
-        session.run(self.privilege, &rename).await?;
-        Ok(uploaded)
-    }
-
-    async fn write_over_sftp(
-        &self,
-        session: &Session,
-        source: UploadSource<'_>,
-        mode: u32,
-    ) -> Result<Uploaded, SshError> {
-        let channel = session.open_channel(&self.step).await?;
-        if let Err(source) = channel.request_subsystem(true, "sftp").await {
-            let _ = timeout(TEARDOWN, channel.close()).await;
-            return Err(self.protocol(session, source));
-        }
-        // The stream closes the channel when it is dropped, on every path.
-        let sftp = SftpSession::new(channel.into_stream())
-            .await
-            .map_err(|source| self.sftp(session, "start SFTP", source))?;
-        sftp.set_timeout(session.timeouts().command.as_secs().max(1));
-        let result = self.write_file(session, &sftp, source, mode).await;
-        if let Err(error) = sftp.close().await {
-            tracing::debug!(%error, "ssh: closing the SFTP session");
-        }
-        result
+    fn step(&self) -> String {
+        format!("upload {}", self.target)
     }
 
     async fn write_file(
@@ -282,47 +423,19 @@ impl Plan {
         })
     }
 
-    /// Removes what a failed upload left; the target itself is untouched.
-    async fn clean_up(&self, session: &Session) {
-        let mut removals = vec![(self.privilege, &self.quoted.temporary)];
-        if self.privilege == Privilege::Sudo {
-            removals.push((Privilege::Login, &self.quoted.staging));
-        }
-        for (privilege, path) in removals {
-            if let Err(error) = session
-                .exec_as(privilege, &format!("rm -f -- {path}"))
-                .await
-            {
-                tracing::debug!(%error, "ssh: removing a failed upload's temporary file");
-            }
-        }
-    }
-
-    fn protocol(&self, session: &Session, source: russh::Error) -> SshError {
-        SshError::Protocol {
-            at: session.at().to_owned(),
-            step: format!("{}: start SFTP", self.step),
-            source: Box::new(source),
-        }
-    }
-
     fn sftp(
         &self,
         session: &Session,
         what: &str,
         source: russh_sftp::client::error::Error,
     ) -> SshError {
-        SshError::Sftp {
-            at: session.at().to_owned(),
-            step: format!("{}: {what}", self.step),
-            source: Box::new(source),
-        }
+        sftp_error(session, &self.step(), what, source)
     }
 
     fn remote_io(&self, session: &Session, what: &str, source: std::io::Error) -> SshError {
         SshError::Io {
             at: session.at().to_owned(),
-            step: format!("{}: {what}", self.step),
+            step: format!("{}: {what}", self.step()),
             source,
         }
     }
@@ -330,8 +443,21 @@ impl Plan {
     fn local_io(&self, session: &Session, path: &Path, source: std::io::Error) -> SshError {
         SshError::Io {
             at: session.at().to_owned(),
-            step: format!("{}: read the local file {}", self.step, path.display()),
+            step: format!("{}: read the local file {}", self.step(), path.display()),
             source,
         }
+    }
+}
+
+fn sftp_error(
+    session: &Session,
+    step: &str,
+    what: &str,
+    source: russh_sftp::client::error::Error,
+) -> SshError {
+    SshError::Sftp {
+        at: session.at().to_owned(),
+        step: format!("{step}: {what}"),
+        source: Box::new(source),
     }
 }
