@@ -8,7 +8,7 @@
 //! report. `cargo xtask demo --down` removes all of it. The end-to-end tests
 //! drive the lab through the same harness (`kiln-e2e`).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::bail;
 use kiln_e2e::{COLLECTOR_LISTEN, LabHarness};
@@ -38,12 +38,13 @@ pub fn run_demo(down: bool) -> anyhow::Result<()> {
         );
     }
     let started = Instant::now();
-    stage(
+    let mut stages = Stages::default();
+    stages.begin(
         1,
         "install what is missing (Debian packages, the OpenBao venv)",
     );
     setup::ensure_all()?;
-    stage(
+    stages.begin(
         2,
         "build kiln, kiln-lab and kiln-agent (the agent optimized: it goes onto every guest)",
     );
@@ -53,7 +54,7 @@ pub fn run_demo(down: bool) -> anyhow::Result<()> {
         &[],
     )?;
     run("cargo", &["build", "--release", "-p", "kiln-agent"], &[])?;
-    stage(
+    stages.begin(
         3,
         "build the golden Debian 12 image (or reuse the cached one)",
     );
@@ -62,32 +63,32 @@ pub fn run_demo(down: bool) -> anyhow::Result<()> {
         println!("(removing an earlier demo first)");
         lab.down()?;
     }
-    stage(
+    stages.begin(
         4,
         "start the lab: 2 Proxmox-compatible nodes with real QEMU guests, in namespace kiln-lab-demo",
     );
     lab.start_lab(2, &[])?;
-    stage(
+    stages.begin(
         5,
         "start the collector (kiln serve) inside the lab, where the guests' agents reach it",
     );
     lab.start_collector()?;
-    stage(
+    stages.begin(
         6,
         "make the inventory's templates on the lab (kiln image ensure)",
     );
     lab.in_lab(&["kiln", "image", "ensure", "--yes"])?;
-    stage(
+    stages.begin(
         7,
         "rebuild the cluster (kiln rebuild --yes): 3 VMs cloned, booted, agents deployed, healthy",
     );
     lab.in_lab(&["kiln", "rebuild", "--yes"])?;
-    stage(
+    stages.begin(
         8,
         "every node healthy, as the collector sees it (kiln status)",
     );
     lab.in_lab(&["kiln", "status"])?;
-    stage(
+    stages.begin(
         9,
         "a disaster-recovery drill: lose one node, detect, recover, report the RTO",
     );
@@ -101,6 +102,7 @@ pub fn run_demo(down: bool) -> anyhow::Result<()> {
         "--report",
         &report_arg,
     ])?;
+    stages.end();
     println!(
         "\nxtask demo: done in {:.0?}. The lab is still running:\n  \
          target/debug/kiln-lab exec --credentials {creds} -- target/debug/kiln status -i {INVENTORY}\n  \
@@ -116,8 +118,34 @@ pub fn run_demo(down: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn stage(number: u32, what: &str) {
-    println!("\n=== {number}. {what}");
+/// The demo's stages with their times, printed as a table at the end.
+#[derive(Default)]
+struct Stages {
+    done: Vec<(String, Duration)>,
+    current: Option<(String, Instant)>,
+}
+
+impl Stages {
+    fn begin(&mut self, number: u32, what: &str) {
+        self.finish_current();
+        println!("\n=== {number}. {what}");
+        let short = what.split([':', '(']).next().unwrap_or(what).trim_end();
+        self.current = Some((format!("{number}. {short}"), Instant::now()));
+    }
+
+    fn end(&mut self) {
+        self.finish_current();
+        println!("\n=== time per stage");
+        for (stage, took) in &self.done {
+            println!("  {:>6.1} s  {stage}", took.as_secs_f64());
+        }
+    }
+
+    fn finish_current(&mut self) {
+        if let Some((stage, began)) = self.current.take() {
+            self.done.push((stage, began.elapsed()));
+        }
+    }
 }
 
 fn is_root() -> bool {
