@@ -26,7 +26,8 @@ fn main() -> anyhow::Result<()> {
 async fn run() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let collector_dir = dir.path().join("collector");
-    let identity = CollectorIdentity::load_or_create(&collector_dir, &["127.0.0.1".to_owned()])?;
+    let tls = kiln::secrets::generated::new_collector_tls("bench", &["127.0.0.1".to_owned()])?;
+    let identity = CollectorIdentity::from_pem(&tls.cert_pem, &tls.key_pem, "bench")?;
     let db_path = collector_dir.join("collector.db");
     let registry = TokenRegistry::open(&db_path)?;
     let tokens: Vec<SecretString> = (0..HOSTS)

@@ -41,6 +41,7 @@ impl Setup {
         command
             .current_dir(self.dir.path())
             .env("KILN_STATE_DIR", self.dir.path().join("state"))
+            .env("KILN_CONFIG_DIR", self.dir.path().join("config"))
             .env_remove("KILN_INVENTORY")
             .env_remove("KILN_LOG");
         command
@@ -160,8 +161,14 @@ async fn serve_prints_its_address_status_shows_the_nodes_and_sigterm_stops_it() 
     let (ok, token, error) = setup.run(&["agent", "token", "node1"]);
     assert!(ok, "{error}");
     let server = Server::start(&setup);
-    let key = setup.dir.path().join("state/collector/collector.key");
-    assert_eq!(permissions(&key), 0o600);
+    // The certificate and key live in the cluster's secrets store, encrypted.
+    let store = setup.dir.path().join("state/home.secrets.age");
+    assert_eq!(permissions(&store), 0o600);
+    let sealed = std::fs::read(&store).unwrap();
+    assert!(
+        !String::from_utf8_lossy(&sealed).contains("PRIVATE KEY"),
+        "the key is stored encrypted"
+    );
 
     let failing = report(
         "node1",
@@ -177,7 +184,7 @@ async fn serve_prints_its_address_status_shows_the_nodes_and_sigterm_stops_it() 
         .unwrap();
     assert_eq!(response.status().as_u16(), 202);
 
-    // The pin comes from the certificate `kiln serve` made in the same state dir.
+    // The pin comes from the cluster's certificate in the secrets store.
     let (ok, json, error) = setup.run(&["status", "-o", "json", "--collector", &server.url]);
     assert!(ok, "{error}");
     let rows: serde_json::Value = serde_json::from_str(&json).unwrap();
@@ -208,11 +215,33 @@ async fn serve_prints_its_address_status_shows_the_nodes_and_sigterm_stops_it() 
     assert!(!ok);
     assert!(error.contains(&server.url), "{error}");
 
+    let server_fingerprint = server.fingerprint;
     let status = server.terminate();
     assert!(status.success(), "kiln serve exited with {status}");
+    let again = Server::start(&setup);
+    assert_eq!(
+        again.fingerprint, server_fingerprint,
+        "a restarted collector presents the certificate agents pinned"
+    );
 }
 
 fn permissions(path: &Path) -> u32 {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn serve_without_an_inventory_or_certificate_says_what_it_needs() {
+    let setup = Setup::new();
+    std::fs::remove_file(setup.dir.path().join("kiln.yaml")).unwrap();
+    let (ok, _, error) = setup.run(&["serve", "--listen", "127.0.0.1:0"]);
+    assert!(!ok);
+    assert!(
+        error.contains("kiln.yaml"),
+        "names the missing file: {error}"
+    );
+    assert!(
+        error.contains("pass -i FILE") && error.contains("--cert"),
+        "{error}"
+    );
 }

@@ -104,6 +104,10 @@ pub enum VaultAuthMethod {
 pub struct Agent {
     /// Where agents send reports: the URL of `kiln serve`, reachable from the nodes.
     pub collector: EnvOr<HttpUrl>,
+    /// The SHA-256 fingerprint agents pin when `kiln serve` presents your own certificate
+    /// (`--cert`); without it they pin the cluster's certificate from the secrets store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collector_fingerprint: Option<EnvOr<Fingerprint>>,
     /// How often each agent reports.
     #[serde(default = "default_interval")]
     pub interval: Interval,

@@ -4,6 +4,7 @@
 use std::io::IsTerminal;
 
 use anyhow::Context;
+use kiln::secrets::ClusterSecrets;
 use kiln_inventory::Inventory;
 use serde_json::json;
 
@@ -38,6 +39,31 @@ pub fn inventory(global: &GlobalArgs) -> Option<Inventory> {
             None
         }
     }
+}
+
+/// The certificate fingerprint agents and `kiln status` pin for the
+/// cluster's collector: the inventory's `agent.collector_fingerprint` (a
+/// collector serving the user's own certificate), else the fingerprint of
+/// the cluster's certificate in the secrets store (what `kiln serve` serves).
+pub async fn collector_pin(
+    inventory: &Inventory,
+    secrets: &ClusterSecrets,
+) -> anyhow::Result<kiln_tls::Fingerprint> {
+    if let Some(pinned) = inventory
+        .agent
+        .as_ref()
+        .and_then(|agent| agent.collector_fingerprint.as_ref())
+    {
+        let pinned = pinned
+            .resolve()
+            .map_err(|reason| anyhow::anyhow!("agent.collector_fingerprint: {reason}"))?;
+        return Ok(kiln_tls::Fingerprint::from_bytes(pinned.0));
+    }
+    Ok(secrets
+        .collector_tls(inventory)
+        .await
+        .context("the collector's certificate")?
+        .fingerprint)
 }
 
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

@@ -12,6 +12,8 @@ use clap::Args;
 use kiln::engine::Timeline;
 use kiln::nightly::{NightlyCase, NightlySummary, junit_xml};
 use kiln::plan::{PlanOptions, desired_vms, destroy_plan, plan};
+use kiln::secrets::{ClusterSecrets, Dirs};
+use kiln_inventory::values::{EnvOr, Fingerprint};
 
 use super::session::{PhaseResult, Session};
 use super::{Exit, GlobalArgs, OutputFormat, load};
@@ -39,10 +41,17 @@ pub fn run(global: &GlobalArgs, args: &NightlyArgs) -> anyhow::Result<Exit> {
     let Some(live) = load::inventory(global) else {
         return Ok(Exit::Failure);
     };
-    let copy = live
+    let mut copy = live
         .with_profile(&args.profile)
         .map_err(|reason| anyhow::anyhow!("{}: {reason}", global.inventory.display()))?;
     load::runtime()?.block_on(async {
+        // The copy reports to the live cluster's collector, so its agents
+        // pin that collector's certificate, not one of the copy's own.
+        if let Some(agent) = copy.agent.as_mut() {
+            let secrets = ClusterSecrets::open(&live, &Dirs::from_env()?).await?;
+            let pin = load::collector_pin(&live, &secrets).await?;
+            agent.collector_fingerprint = Some(EnvOr::Value(Fingerprint(*pin.as_bytes())));
+        }
         let mut session = match Session::open_with(global, "nightly", copy).await? {
             Ok(session) => session,
             Err(exit) => return Ok(exit),

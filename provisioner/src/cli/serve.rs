@@ -1,6 +1,7 @@
 //! `kiln serve`: the collector. Prints where it listens and the certificate
 //! fingerprint agents pin, then serves until SIGINT or SIGTERM.
 
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -8,10 +9,11 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use kiln::collector::{
-    Collector, CollectorConfig, CollectorError, CollectorIdentity, Retention, collector_dir,
-    default_db_path,
+    Collector, CollectorConfig, CollectorError, CollectorIdentity, Retention, default_db_path,
 };
-use kiln::secrets::Dirs;
+use kiln::secrets::generated::COLLECTOR_TLS_ENTRY;
+use kiln::secrets::{ClusterSecrets, Dirs};
+use kiln_inventory::Inventory;
 use serde_json::json;
 
 use super::{Exit, GlobalArgs, OutputFormat, load};
@@ -37,11 +39,18 @@ pub struct ServeArgs {
 }
 
 pub fn run(global: &GlobalArgs, args: &ServeArgs) -> anyhow::Result<Exit> {
+    let runtime = load::runtime()?;
     let identity = match (&args.cert, &args.key) {
         (Some(cert), Some(key)) => CollectorIdentity::load(cert, key)?,
         _ => {
-            let dir = collector_dir(&Dirs::from_env().map_err(CollectorError::from)?);
-            CollectorIdentity::load_or_create(&dir, &certificate_names(args.listen))?
+            let Some(inventory) = load::inventory(global) else {
+                eprintln!(
+                    "kiln serve: the cluster's certificate is kept in its secrets store, which \
+                     the inventory names: pass -i FILE (or your own --cert and --key)"
+                );
+                return Ok(Exit::Failure);
+            };
+            runtime.block_on(stored_identity(&inventory))?
         }
     };
     let mut config = CollectorConfig::new(default_db_path()?);
@@ -51,7 +60,7 @@ pub fn run(global: &GlobalArgs, args: &ServeArgs) -> anyhow::Result<Exit> {
     };
     let collector = Collector::open(config)?;
     let tls = identity.server_config()?;
-    load::runtime()?.block_on(async {
+    runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .map_err(|reason| CollectorError::Listen {
@@ -59,23 +68,27 @@ pub fn run(global: &GlobalArgs, args: &ServeArgs) -> anyhow::Result<Exit> {
                 reason,
             })?;
         let url = format!("https://{}", listener.local_addr().unwrap_or(args.listen));
-        match global.output {
-            OutputFormat::Json => println!(
-                "{}",
-                json!({
-                    "url": url,
-                    "fingerprint": identity.fingerprint.to_string(),
-                    "certificate": identity.cert_path.display().to_string(),
-                })
+        let banner = match global.output {
+            OutputFormat::Json => json!({
+                "url": url,
+                "fingerprint": identity.fingerprint.to_string(),
+                "certificate": identity.source,
+            })
+            .to_string(),
+            OutputFormat::Text => format!(
+                "kiln collector listening on {url}\n\
+                 certificate SHA-256 fingerprint: {}\n\
+                 status page: {url}/   metrics: {url}/metrics   nodes: {url}/api/v1/nodes",
+                identity.fingerprint
             ),
-            OutputFormat::Text => {
-                println!("kiln collector listening on {url}");
-                println!("certificate SHA-256 fingerprint: {}", identity.fingerprint);
-                println!(
-                    "status page: {url}/   metrics: {url}/metrics   nodes: {url}/api/v1/nodes"
-                );
-            }
+        };
+        // A collector outlives whoever read its banner: a closed stdout is
+        // no reason to stop serving.
+        let mut stdout = std::io::stdout().lock();
+        if let Err(error) = writeln!(stdout, "{banner}").and_then(|()| stdout.flush()) {
+            tracing::debug!(%error, "kiln serve: stdout is closed");
         }
+        drop(stdout);
         collector
             .serve(listener, tls, shutdown_signal())
             .await
@@ -84,19 +97,16 @@ pub fn run(global: &GlobalArgs, args: &ServeArgs) -> anyhow::Result<Exit> {
     Ok(Exit::Success)
 }
 
-/// The names kiln's own certificate carries. Agents pin its fingerprint, so
-/// the names only matter to browsers and other clients that check them.
-fn certificate_names(listen: SocketAddr) -> Vec<String> {
-    let mut names = vec![
-        "localhost".to_owned(),
-        "127.0.0.1".to_owned(),
-        "::1".to_owned(),
-    ];
-    let ip = listen.ip();
-    if !ip.is_unspecified() && !names.contains(&ip.to_string()) {
-        names.push(ip.to_string());
-    }
-    names
+/// The cluster's own certificate from its secrets store (made there on
+/// first use, for the collector's host in `agent.collector`).
+async fn stored_identity(inventory: &Inventory) -> anyhow::Result<CollectorIdentity> {
+    let secrets = ClusterSecrets::open(inventory, &Dirs::from_env()?).await?;
+    let tls = secrets.collector_tls(inventory).await?;
+    Ok(CollectorIdentity::from_pem(
+        &tls.cert_pem,
+        &tls.key_pem,
+        format!("the secrets store entry {COLLECTOR_TLS_ENTRY}"),
+    )?)
 }
 
 async fn shutdown_signal() {

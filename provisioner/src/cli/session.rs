@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use kiln::agent_deploy::AgentBundle;
-use kiln::collector::{CollectorIdentity, DB_FILE, TokenRegistry, collector_dir};
+use kiln::collector::{DB_FILE, TokenRegistry, collector_dir};
 use kiln::engine::{
     AgentRollout, CollectorLink, Context, EventSink, Fanout, HostAccess, RunLabel, RunOutcome,
     Timeouts, execute, observe, proxmox_client,
@@ -135,9 +135,8 @@ impl<'a> Session<'a> {
         &self.client
     }
 
-    /// The cluster's collector (inventory `agent.collector`), pinned to the
-    /// certificate of the collector on this machine, as `kiln status` pins
-    /// it; `None` without an `agent` section.
+    /// The cluster's collector (inventory `agent.collector`), pinned as
+    /// `kiln status` pins it; `None` without an `agent` section.
     pub async fn collector(&self) -> anyhow::Result<Option<CollectorLink>> {
         let Some(agent) = &self.inventory.agent else {
             return Ok(None);
@@ -146,13 +145,7 @@ impl<'a> Session<'a> {
             .collector
             .resolve()
             .map_err(|reason| anyhow::anyhow!("agent.collector: {reason}"))?;
-        let dir = collector_dir(&self.dirs);
-        let fingerprint = CollectorIdentity::existing_fingerprint(&dir)?.with_context(|| {
-            format!(
-                "no collector certificate in {}: start `kiln serve` on this machine first (it makes one), so that agents can pin it",
-                dir.display()
-            )
-        })?;
+        let fingerprint = load::collector_pin(&self.inventory, &self.secrets).await?;
         Ok(Some(CollectorLink {
             url: url.to_string(),
             trust: kiln_tls::Trust::Pin(fingerprint),

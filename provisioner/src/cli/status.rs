@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use kiln::collector::{CollectorIdentity, NodeView, collector_dir, fetch_nodes, page};
+use kiln::collector::{NodeView, fetch_nodes, page};
 use kiln::engine::{observe, proxmox_client};
 use kiln::secrets::{ClusterSecrets, Dirs};
 use kiln_agent::report::Status;
@@ -28,7 +28,8 @@ pub struct StatusArgs {
     #[arg(long)]
     pub collector: Option<String>,
     /// The collector certificate's SHA-256 fingerprint, as `kiln serve`
-    /// prints it. Default: the certificate of the collector on this machine.
+    /// prints it. Default: the inventory's `agent.collector_fingerprint`,
+    /// else the cluster's certificate in the secrets store.
     #[arg(long)]
     pub collector_fingerprint: Option<kiln_tls::Fingerprint>,
 }
@@ -55,8 +56,8 @@ pub fn run(global: &GlobalArgs, args: &StatusArgs) -> anyhow::Result<Exit> {
         return Ok(Exit::Failure);
     };
     let url = collector_url(&inventory, args)?;
-    let trust = kiln_tls::Trust::Pin(pin(args)?);
     load::runtime()?.block_on(async {
+        let trust = kiln_tls::Trust::Pin(pin(&inventory, args).await?);
         let (vmids, note) = vmids(&inventory).await;
         if let Some(note) = &note {
             eprintln!("kiln: VMIDs shown as `-`: {note}");
@@ -92,17 +93,12 @@ fn collector_url(inventory: &Inventory, args: &StatusArgs) -> anyhow::Result<Str
     Ok(url.as_str().to_owned())
 }
 
-fn pin(args: &StatusArgs) -> anyhow::Result<kiln_tls::Fingerprint> {
+async fn pin(inventory: &Inventory, args: &StatusArgs) -> anyhow::Result<kiln_tls::Fingerprint> {
     if let Some(fingerprint) = args.collector_fingerprint {
         return Ok(fingerprint);
     }
-    let dir = collector_dir(&Dirs::from_env()?);
-    CollectorIdentity::existing_fingerprint(&dir)?.with_context(|| {
-        format!(
-            "no collector certificate in {}: pass --collector-fingerprint (kiln serve prints it)",
-            dir.display()
-        )
-    })
+    let secrets = ClusterSecrets::open(inventory, &Dirs::from_env()?).await?;
+    load::collector_pin(inventory, &secrets).await
 }
 
 /// VMIDs by node name, or why there are none.

@@ -9,7 +9,7 @@
 //!   sequence numbers;
 //! - [`server`]: the axum router and the HTTPS accept loop;
 //! - [`metrics`], [`page`]: what the reads render;
-//! - [`identity`]: the TLS certificate, kiln's own or the user's;
+//! - [`identity`]: the TLS certificate, the cluster's own (from the secrets store) or the user's;
 //! - [`client`]: what `kiln status` uses to read the listing.
 
 pub mod client;

@@ -10,7 +10,7 @@ use secrecy::SecretString;
 
 use super::error::SecretsError;
 use super::file::{FileStore, VALUE_KEY};
-use super::generated::{SshKeyPair, cluster_ssh_keypair};
+use super::generated::{CollectorTls, SshKeyPair, cluster_ssh_keypair, collector_tls};
 use super::lock::{LockError, LockRequest, RunLock};
 use super::paths::Dirs;
 use super::store::{SecretStore, Store, value};
@@ -104,6 +104,12 @@ impl ClusterSecrets {
         self.primary
             .lock(LockRequest::new(&self.cluster, command))
             .await
+    }
+
+    /// The collector's certificate and key, made on first use and kept in
+    /// the store like every generated secret.
+    pub async fn collector_tls(&self, inventory: &Inventory) -> Result<CollectorTls, SecretsError> {
+        collector_tls(&self.primary, inventory).await
     }
 
     /// The SSH key pair kiln logs in to nodes with: the inventory's own

@@ -48,11 +48,7 @@ impl Running {
     ) -> Self {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let collector_dir = dir.path().join("collector");
-        let identity = CollectorIdentity::load_or_create(
-            &collector_dir,
-            &["localhost".to_owned(), "127.0.0.1".to_owned()],
-        )
-        .unwrap();
+        let identity = test_identity(&collector_dir);
         let db_path = collector_dir.join("collector.db");
         let mut config = CollectorConfig::new(db_path.clone());
         config.token_sync_every = Duration::from_millis(100);
@@ -202,4 +198,18 @@ pub fn sample(metrics: &str, name: &str, labels: &str) -> Option<f64> {
         .lines()
         .find_map(|line| line.strip_prefix(&prefix))
         .and_then(|value| value.trim().parse().ok())
+}
+
+/// A self-signed identity kept in `dir`, so a restarted collector presents
+/// the certificate its agents pinned (kiln keeps it in the secrets store).
+fn test_identity(dir: &std::path::Path) -> CollectorIdentity {
+    let (cert, key) = (dir.join("test.crt"), dir.join("test.key"));
+    if !cert.exists() {
+        let names = ["localhost".to_owned(), "127.0.0.1".to_owned()];
+        let tls = kiln::secrets::generated::new_collector_tls("test", &names).unwrap();
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(&cert, &tls.cert_pem).unwrap();
+        std::fs::write(&key, secrecy::ExposeSecret::expose_secret(&tls.key_pem)).unwrap();
+    }
+    CollectorIdentity::load(&cert, &key).unwrap()
 }

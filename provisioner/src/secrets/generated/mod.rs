@@ -15,7 +15,7 @@ use zeroize::Zeroizing;
 pub use later::{flux_deploy_key, import_flux_deploy_key, talos_secrets_bundle};
 pub use rotate::{Generated, rotate};
 pub use ssh::{SshKeyPair, cluster_ssh_keypair};
-pub use tls::{CollectorTls, collector_tls};
+pub use tls::{CollectorTls, ENTRY as COLLECTOR_TLS_ENTRY, collector_tls, new_collector_tls};
 pub use tokens::{AgentToken, agent_token, agent_tokens, k3s_token, token_sha256};
 
 use super::error::SecretsError;

@@ -83,6 +83,12 @@ pub async fn collector_tls<S: SecretStore>(
     parse(&data)
 }
 
+/// A fresh certificate for `cluster` carrying `names`, not stored anywhere
+/// (tests and benchmarks; kiln itself uses [`collector_tls`]).
+pub fn new_collector_tls(cluster: &str, names: &[String]) -> Result<CollectorTls, SecretsError> {
+    parse(&generate(cluster, names)?)
+}
+
 pub(super) fn generate(cluster: &str, names: &[String]) -> Result<Data, SecretsError> {
     let failed = |error: rcgen::Error| SecretsError::Generate {
         what: WHAT,
