@@ -5,7 +5,9 @@
 //!
 //! One test walks the whole story, because each guest costs a TCG boot on a
 //! 2-core machine: templates → apply → SSH with the cloud-init key →
-//! healthy → sshd stopped turns the node failing → a node-loss drill → a
+//! healthy → `kiln agent install` (unchanged agents stay, a changed config
+//! redeploys only the named node) → sshd stopped turns the node failing →
+//! a node-loss drill → a
 //! nightly copy that passes → a nightly copy that cannot boot fails with a
 //! JUnit file naming node and phase → destroy; nothing is left behind.
 
@@ -21,7 +23,7 @@ use serde_json::Value;
 /// Agents report this often; "failing within two intervals" is measured in it.
 const INTERVAL_SECS: u64 = 5;
 
-fn inventory(key_env: &str) -> String {
+fn inventory(key_env: &str, interval_secs: u64) -> String {
     format!(
         "cluster: {{name: e2e, distribution: none, domain: e2e.kiln.internal}}
 proxmox:
@@ -47,7 +49,7 @@ ssh:
   key: env:{key_env}
 agent:
   collector: env:KILN_COLLECTOR_URL
-  interval: {INTERVAL_SECS}s
+  interval: {interval_secs}s
   checks: {{clock_sync: false}}
 profiles:
   nightly: {{vmids: 9100-9199, ips: 10.77.0.100-10.77.0.149, nodes: [e2e1]}}
@@ -210,7 +212,11 @@ fn a_cluster_on_real_guests_end_to_end() {
         .unwrap();
     assert!(keygen.success());
     let inventory_path = scratch.path().join("e2e.yaml");
-    std::fs::write(&inventory_path, inventory("KILN_E2E_SSH_KEY")).unwrap();
+    std::fs::write(
+        &inventory_path,
+        inventory("KILN_E2E_SSH_KEY", INTERVAL_SECS),
+    )
+    .unwrap();
     let faults = scratch.path().join("faults.yaml");
     // The `broken` profile's first VM (9200) never boots: its guest agent never answers.
     std::fs::write(&faults, "seed: 1\nbroken_boot_vmids: [9200]\n").unwrap();
@@ -252,6 +258,44 @@ fn a_cluster_on_real_guests_end_to_end() {
             ("e2e2".into(), "healthy".into())
         ],
         "after apply"
+    );
+
+    // `kiln agent install`: agents that match are left running; a changed
+    // config redeploys and restarts only the named node's agent.
+    let agent_started = |ip: &str| {
+        let output = ssh(
+            &lab,
+            &key,
+            ip,
+            "systemctl show -p ActiveEnterTimestampMonotonic --value kiln-agent.service",
+        );
+        assert!(output.status.success(), "systemctl show on {ip}");
+        String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    };
+    let started = [agent_started("10.77.0.21"), agent_started("10.77.0.22")];
+    lab.in_lab(&["kiln", "agent", "install"]).unwrap();
+    assert_eq!(
+        [agent_started("10.77.0.21"), agent_started("10.77.0.22")],
+        started,
+        "an unchanged agent is not restarted"
+    );
+    let slower = scratch.path().join("e2e-slower.yaml");
+    std::fs::write(&slower, inventory("KILN_E2E_SSH_KEY", INTERVAL_SECS + 1)).unwrap();
+    let slower_arg = slower.display().to_string();
+    lab.in_lab(&["kiln", "-i", &slower_arg, "agent", "install", "e2e1"])
+        .unwrap();
+    assert_ne!(agent_started("10.77.0.21"), started[0], "e2e1 redeployed");
+    assert_eq!(agent_started("10.77.0.22"), started[1], "e2e2 untouched");
+    let config = ssh(
+        &lab,
+        &key,
+        "10.77.0.21",
+        "sudo cat /etc/kiln-agent/config.json",
+    );
+    let config = String::from_utf8_lossy(&config.stdout);
+    assert!(
+        config.contains(&format!("\"interval_secs\": {}", INTERVAL_SECS + 1)),
+        "{config}"
     );
 
     // sshd stopped on e2e2 turns it failing within two intervals. The SSH
