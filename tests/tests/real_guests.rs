@@ -7,9 +7,9 @@
 //! 2-core machine: templates → apply → SSH with the cloud-init key →
 //! healthy → `kiln agent install` (unchanged agents stay, a changed config
 //! redeploys only the named node) → sshd stopped turns the node failing →
-//! a node-loss drill → a
-//! nightly copy that passes → a nightly copy that cannot boot fails with a
-//! JUnit file naming node and phase → destroy; nothing is left behind.
+//! a node-loss drill → a nightly copy that passes → a nightly copy that
+//! cannot boot fails with a JUnit file naming node and phase → destroy;
+//! nothing is left behind.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
