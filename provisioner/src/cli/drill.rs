@@ -12,7 +12,7 @@ use anyhow::{Context as _, bail};
 use clap::Args;
 use kiln::collector::NodeState;
 use kiln::drill::{DrillReport, ReportPhase, Scenario, Target, TimelineEntry, targets};
-use kiln::engine::{CollectorLink, Timeline};
+use kiln::engine::{CollectorLink, Expired, Look, Pause, Timeline, poll_until};
 use kiln::plan::{PlanOptions, desired_vms, destroy_plan, plan};
 
 use super::session::Session;
@@ -195,39 +195,38 @@ async fn detect(
     nodes: &BTreeSet<String>,
     patience: Duration,
 ) -> Result<(), String> {
-    let started = Instant::now();
-    loop {
-        let last = match collector.nodes().await {
-            Ok(views) => {
-                let waiting: Vec<String> = nodes
-                    .iter()
-                    .filter(|node| {
-                        !views.get(*node).is_some_and(|view| {
-                            matches!(view.state, NodeState::Stale | NodeState::Failing)
-                        })
-                    })
-                    .map(|node| {
-                        let state = views
-                            .get(node)
-                            .map_or("unknown", |view| view.state.as_str());
-                        format!("{node} ({state})")
-                    })
-                    .collect();
-                if waiting.is_empty() {
-                    return Ok(());
-                }
-                format!("still reported as fine: {}", waiting.join(", "))
-            }
-            Err(error) => error.to_string(),
+    poll_until(patience, Pause::every(Duration::from_secs(1)), || async {
+        let views = match collector.nodes().await {
+            Ok(views) => views,
+            Err(error) => return Look::Waiting(error.to_string()),
         };
-        if started.elapsed() >= patience {
-            return Err(format!(
-                "the collector did not notice the loss within {} ({last})",
-                humantime::format_duration(patience)
-            ));
+        let waiting: Vec<String> = nodes
+            .iter()
+            .filter(|node| {
+                !views
+                    .get(*node)
+                    .is_some_and(|view| matches!(view.state, NodeState::Stale | NodeState::Failing))
+            })
+            .map(|node| {
+                let state = views
+                    .get(node)
+                    .map_or("unknown", |view| view.state.as_str());
+                format!("{node} ({state})")
+            })
+            .collect();
+        if waiting.is_empty() {
+            Look::Ready(())
+        } else {
+            Look::Waiting(format!("still reported as fine: {}", waiting.join(", ")))
         }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
+    })
+    .await
+    .map_err(|Expired { last, .. }| {
+        format!(
+            "the collector did not notice the loss within {} ({last})",
+            humantime::format_duration(patience)
+        )
+    })
 }
 
 /// detect, prepare (lock, observe, plan), then the phases of the node that

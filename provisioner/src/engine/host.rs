@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use ssh_key::PublicKey;
 
 use super::context::{Context, NodeSlot};
+use super::poll::{Expired, Look, Pause, poll_until};
 use crate::plan::DesiredVm;
 use crate::ssh::{self, HostKeyPolicy, KeySource, SshTarget};
 
@@ -76,28 +77,30 @@ async fn read_host_key(
     vmid: u32,
     patience: Duration,
 ) -> Result<PublicKey, String> {
-    let started = Instant::now();
-    let mut pause = Duration::from_millis(250);
-    loop {
-        let last = match context
+    let pause = Pause {
+        first: Duration::from_millis(250),
+        max: Duration::from_secs(3),
+    };
+    poll_until(patience, pause, || async {
+        match context
             .client
             .agent_file_read(&wanted.pve_node, vmid, HOST_KEY_FILE)
             .await
         {
             Ok(file) => match PublicKey::from_openssh(file.content.trim()) {
-                Ok(key) => return Ok(key),
-                Err(error) => format!("{HOST_KEY_FILE} is not an OpenSSH public key: {error}"),
+                Ok(key) => Look::Ready(key),
+                Err(error) => Look::Waiting(format!(
+                    "{HOST_KEY_FILE} is not an OpenSSH public key: {error}"
+                )),
             },
-            Err(error) => error.to_string(),
-        };
-        if started.elapsed() + pause >= patience {
-            return Err(format!(
-                "node `{}`: no SSH host key from the guest agent after {:.0?} (last: {last})",
-                wanted.node,
-                started.elapsed()
-            ));
+            Err(error) => Look::Waiting(error.to_string()),
         }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_secs(3));
-    }
+    })
+    .await
+    .map_err(|Expired { waited, last }| {
+        format!(
+            "node `{}`: no SSH host key from the guest agent after {waited:.0?} (last: {last})",
+            wanted.node
+        )
+    })
 }

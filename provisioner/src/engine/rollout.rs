@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use kiln_agent::config::{AgentConfig, CollectorConfig, CommandCheck, Endpoint, Thresholds};
 use kiln_inventory::Inventory;
@@ -15,6 +15,7 @@ use secrecy::SecretString;
 
 use super::context::{Context, NodeSlot};
 use super::health::{CollectorLink, describe};
+use super::poll::{Expired, Look, Pause, poll_until};
 use crate::agent_deploy::{AgentBundle, DeployInput, deploy};
 use crate::collector::{NodeState, TokenRegistry};
 use crate::plan::DesiredVm;
@@ -169,25 +170,22 @@ pub async fn wait_healthy(
 ) -> Result<(), String> {
     let agents = rollout(&context)?;
     let node = wanted.node.as_str();
-    let patience = context.timeouts.healthy;
-    let started = Instant::now();
-    let mut pause = Duration::from_millis(500);
-    loop {
-        let last = match agents.collector.nodes().await {
+    let pause = Pause {
+        first: Duration::from_millis(500),
+        max: Duration::from_secs(2),
+    };
+    poll_until(context.timeouts.healthy, pause, || async {
+        match agents.collector.nodes().await {
             Ok(views) => match views.get(node) {
-                Some(view) if view.state == NodeState::Healthy => return Ok(()),
-                Some(view) => describe(view),
-                None => format!("{node}: the collector has no report from it yet"),
+                Some(view) if view.state == NodeState::Healthy => Look::Ready(()),
+                Some(view) => Look::Waiting(describe(view)),
+                None => Look::Waiting(format!("{node}: the collector has no report from it yet")),
             },
-            Err(error) => error.to_string(),
-        };
-        if started.elapsed() + pause >= patience {
-            return Err(format!(
-                "node `{node}` not healthy after {:.0?}: {last}",
-                started.elapsed()
-            ));
+            Err(error) => Look::Waiting(error.to_string()),
         }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_secs(2));
-    }
+    })
+    .await
+    .map_err(|Expired { waited, last }| {
+        format!("node `{node}` not healthy after {waited:.0?}: {last}")
+    })
 }
