@@ -11,6 +11,7 @@ use uuid::Uuid;
 use super::host::HostAccess;
 use super::rollout::AgentRollout;
 use crate::proxmox::ProxmoxClient;
+use crate::ssh::Session;
 
 /// How long each kind of step may take before it fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,26 +62,46 @@ pub struct Context {
     pub agents: Option<Arc<AgentRollout>>,
 }
 
-/// The VM one node's steps work on, known once it was cloned.
+/// What one node's steps hand on to the next: the VM, known once it was
+/// cloned, and the SSH session `wait_ssh` opened, so deploying the agent
+/// does not log in again (on a slow guest a handshake takes seconds).
 #[derive(Debug, Default)]
-pub struct NodeSlot(Mutex<Option<u32>>);
+pub struct NodeSlot {
+    vmid: Mutex<Option<u32>>,
+    ssh: Mutex<Option<Session>>,
+}
 
 impl NodeSlot {
     pub fn with(vmid: Option<u32>) -> Arc<Self> {
-        Arc::new(Self(Mutex::new(vmid)))
+        Arc::new(Self {
+            vmid: Mutex::new(vmid),
+            ssh: Mutex::default(),
+        })
     }
 
     pub fn set(&self, vmid: u32) {
-        if let Ok(mut slot) = self.0.lock() {
+        if let Ok(mut slot) = self.vmid.lock() {
             *slot = Some(vmid);
         }
     }
 
     pub fn vmid(&self) -> Result<u32, String> {
-        self.0
+        self.vmid
             .lock()
             .ok()
             .and_then(|slot| *slot)
             .ok_or_else(|| "no VM yet: the clone step did not record one".to_owned())
+    }
+
+    /// Keeps `session` for the node's next step.
+    pub fn keep_session(&self, session: Session) {
+        if let Ok(mut slot) = self.ssh.lock() {
+            *slot = Some(session);
+        }
+    }
+
+    /// The session an earlier step kept, if any (once).
+    pub fn take_session(&self) -> Option<Session> {
+        self.ssh.lock().ok().and_then(|mut slot| slot.take())
     }
 }

@@ -66,7 +66,11 @@ pub async fn wait_for_ssh(
     )
     .await
     .map_err(|error| format!("node `{}`: {error}", wanted.node))?;
-    session.close().await;
+    if context.agents.is_some() {
+        slot.keep_session(session);
+    } else {
+        session.close().await;
+    }
     Ok(())
 }
 

@@ -115,7 +115,7 @@ pub fn agent_config(
 pub async fn deploy_agent(
     context: Arc<Context>,
     wanted: Arc<DesiredVm>,
-    _slot: Arc<NodeSlot>,
+    slot: Arc<NodeSlot>,
 ) -> Result<(), String> {
     let agents = rollout(&context)?;
     let hosts = context
@@ -147,14 +147,18 @@ pub async fn deploy_agent(
     .map_err(|error| format!("node `{node}`: {error}"))?;
     let config = agent_config(&context.inventory, agent, node, &agents.collector)?;
     let input = DeployInput::new(config, token, agents.unit.clone());
-    let session = ssh::Session::connect(
-        &hosts.target(&wanted),
-        &hosts.key,
-        &hosts.policy,
-        &hosts.timeouts,
-    )
-    .await
-    .map_err(|error| error.to_string())?;
+    let session = match slot.take_session() {
+        Some(session) => session,
+        None => ssh::wait_for_ssh(
+            &hosts.target(&wanted),
+            &hosts.key,
+            &hosts.policy,
+            &hosts.timeouts,
+            context.timeouts.ssh,
+        )
+        .await
+        .map_err(|error| error.to_string())?,
+    };
     let outcome = deploy(&session, &agents.bundle, &input).await;
     session.close().await;
     outcome.map_err(|error| error.to_string())?;
