@@ -31,35 +31,49 @@ impl CollectorIdentity {
         source: impl Into<String>,
     ) -> Result<Self, CollectorError> {
         let source = source.into();
-        let chain = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|error| CollectorError::Certificate(format!("{source}: {error}")))?;
-        let fingerprint = leaf_fingerprint(&chain, &source)?;
-        let key =
-            PrivateKeyDer::from_pem_slice(key_pem.expose_secret().as_bytes()).map_err(|error| {
-                CollectorError::Certificate(format!("{source}: no usable private key: {error}"))
-            })?;
-        Ok(Self {
-            chain,
-            key,
-            fingerprint,
-            source,
-        })
+        let key_source = source.clone();
+        Self::parse(cert_pem, source, &key_source, || Ok(key_pem.clone()))
     }
 
     /// The user's own certificate (PEM, leaf first) and key (PEM).
     pub fn load(cert_path: &Path, key_path: &Path) -> Result<Self, CollectorError> {
-        let source = cert_path.display().to_string();
-        let chain = CertificateDer::pem_file_iter(cert_path)
-            .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+        let read = |path: &Path| {
+            std::fs::read_to_string(path).map_err(|error| {
+                CollectorError::Certificate(format!("{}: {error}", path.display()))
+            })
+        };
+        let cert_pem = read(cert_path)?;
+        let key_source = key_path.display().to_string();
+        Self::parse(
+            &cert_pem,
+            cert_path.display().to_string(),
+            &key_source,
+            || read(key_path).map(SecretString::from),
+        )
+    }
+
+    /// The key is read only once the certificate proved usable, so an error
+    /// names the first thing wrong.
+    fn parse(
+        cert_pem: &str,
+        source: String,
+        key_source: &str,
+        key_pem: impl FnOnce() -> Result<SecretString, CollectorError>,
+    ) -> Result<Self, CollectorError> {
+        let chain = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
             .map_err(|error| CollectorError::Certificate(format!("{source}: {error}")))?;
-        let fingerprint = leaf_fingerprint(&chain, &source)?;
-        let key = PrivateKeyDer::from_pem_file(key_path).map_err(|error| {
-            CollectorError::Certificate(format!(
-                "{}: no usable private key: {error}",
-                key_path.display()
-            ))
-        })?;
+        let fingerprint = chain
+            .first()
+            .map(|leaf| Fingerprint::of_der(leaf))
+            .ok_or_else(|| {
+                CollectorError::Certificate(format!("{source}: no certificate in it"))
+            })?;
+        let key = PrivateKeyDer::from_pem_slice(key_pem()?.expose_secret().as_bytes()).map_err(
+            |error| {
+                CollectorError::Certificate(format!("{key_source}: no usable private key: {error}"))
+            },
+        )?;
         Ok(Self {
             chain,
             key,
@@ -81,17 +95,6 @@ impl CollectorIdentity {
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(Arc::new(config))
     }
-}
-
-/// The fingerprint agents pin: the leaf's, the chain's first certificate.
-fn leaf_fingerprint(
-    chain: &[CertificateDer<'static>],
-    source: &str,
-) -> Result<Fingerprint, CollectorError> {
-    chain
-        .first()
-        .map(|leaf| Fingerprint::of_der(leaf))
-        .ok_or_else(|| CollectorError::Certificate(format!("{source}: no certificate in it")))
 }
 
 impl std::fmt::Debug for CollectorIdentity {
