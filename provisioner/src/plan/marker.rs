@@ -8,6 +8,26 @@ use std::fmt;
 /// The line prefix that starts the block; `v1` is the format's version.
 const PREFIX: &str = "kiln:v1";
 
+/// The `key=value` fields of the first description line that starts with
+/// a block's prefix (this one, or a template's).
+pub(crate) struct BlockFields<'a>(&'a str);
+
+impl<'a> BlockFields<'a> {
+    pub(crate) fn find(description: &'a str, prefix: &str) -> Option<Self> {
+        description
+            .lines()
+            .find_map(|line| line.trim().strip_prefix(prefix))
+            .map(Self)
+    }
+
+    pub(crate) fn get(&self, name: &str) -> Option<String> {
+        self.0
+            .split_whitespace()
+            .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
+            .map(str::to_owned)
+    }
+}
+
 /// How far a VM's provisioning got.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -35,14 +55,8 @@ pub struct Marker {
 impl Marker {
     /// Finds and parses the block in a VM's description.
     pub fn parse(description: &str) -> Option<Self> {
-        let line = description
-            .lines()
-            .find_map(|line| line.trim().strip_prefix(PREFIX))?;
-        let field = |name: &str| {
-            line.split_whitespace()
-                .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
-                .map(str::to_owned)
-        };
+        let block = BlockFields::find(description, PREFIX)?;
+        let field = |name: &str| block.get(name);
         let stage = match field("stage")?.as_str() {
             "cloned" => Stage::Cloned,
             "ready" => Stage::Ready,

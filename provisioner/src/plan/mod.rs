@@ -13,6 +13,7 @@ use serde::Serialize;
 
 pub use desired::{DesiredDisk, DesiredVm, KILN_TAG, desired_vms, ownership_tag};
 pub use diff::{PlanOptions, destroy_plan, plan};
+pub(crate) use marker::BlockFields;
 pub use marker::{Marker, Stage};
 pub use observed::{ObservedConfig, ObservedVm};
 

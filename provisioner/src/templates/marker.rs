@@ -4,6 +4,8 @@
 
 use std::fmt;
 
+use crate::plan::BlockFields;
+
 /// Not `kiln:v1`: a template is no node, and the planner of `kiln apply`
 /// must never read one as such.
 const PREFIX: &str = "kiln-template:v1";
@@ -22,14 +24,8 @@ pub struct TemplateMarker {
 impl TemplateMarker {
     /// Finds and parses the block in a VM's description.
     pub fn parse(description: &str) -> Option<Self> {
-        let line = description
-            .lines()
-            .find_map(|line| line.trim().strip_prefix(PREFIX))?;
-        let field = |name: &str| {
-            line.split_whitespace()
-                .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
-                .map(str::to_owned)
-        };
+        let block = BlockFields::find(description, PREFIX)?;
+        let field = |name: &str| block.get(name);
         Some(Self {
             cluster: field("cluster")?,
             template: field("template")?,
