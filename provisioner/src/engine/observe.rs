@@ -5,11 +5,18 @@
 //! Nothing here writes.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use kiln_inventory::Inventory;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
 
 use crate::plan::{Marker, ObservedConfig, ObservedVm, ownership_tag};
 use crate::proxmox::{ProxmoxClient, VmConfig, VmResource};
+
+/// How many config reads run at once: enough that a large cluster is not
+/// read one VM after another, few enough not to crowd pveproxy's workers.
+const CONFIG_READS: usize = 8;
 
 pub async fn observe(
     client: &ProxmoxClient,
@@ -22,6 +29,7 @@ pub async fn observe(
         .map(|node| node.name.as_str())
         .collect();
     let mut observed = Vec::new();
+    let mut to_read = Vec::new();
     for vm in client
         .cluster_vms()
         .await?
@@ -32,11 +40,9 @@ pub async fn observe(
             .name
             .as_deref()
             .is_some_and(|name| node_names.contains(name));
-        let config = if (vm.has_tag(&tag) || named_like_a_node) && !vm.template {
-            Some(observed_config(&client.vm_config(&vm.node, vm.vmid).await?))
-        } else {
-            None
-        };
+        if (vm.has_tag(&tag) || named_like_a_node) && !vm.template {
+            to_read.push((observed.len(), vm.node.clone(), vm.vmid));
+        }
         observed.push(ObservedVm {
             vmid: vm.vmid,
             running: vm.status.as_deref() == Some("running"),
@@ -45,10 +51,45 @@ pub async fn observe(
             pve_node: vm.node,
             lock: vm.lock,
             template: vm.template,
-            config,
+            config: None,
         });
     }
+    for (index, config) in read_configs(client, to_read).await? {
+        observed[index].config = Some(config);
+    }
     Ok(observed)
+}
+
+/// Reads the configs of `(index, node, vmid)`, [`CONFIG_READS`] at a time;
+/// the first error ends the reads (the rest are dropped unfinished).
+async fn read_configs(
+    client: &ProxmoxClient,
+    to_read: Vec<(usize, String, u32)>,
+) -> Result<Vec<(usize, ObservedConfig)>, crate::proxmox::Error> {
+    let slots = Arc::new(Semaphore::new(CONFIG_READS));
+    let mut reads = JoinSet::new();
+    for (index, node, vmid) in to_read {
+        let (client, slots) = (client.clone(), slots.clone());
+        reads.spawn(async move {
+            let _slot = slots.acquire_owned().await;
+            let config = client.vm_config(&node, vmid).await?;
+            Ok::<_, crate::proxmox::Error>((index, observed_config(&config)))
+        });
+    }
+    let mut configs = Vec::new();
+    while let Some(read) = reads.join_next().await {
+        match read {
+            Ok(result) => configs.push(result?),
+            // Nothing aborts a read, so only a panic (a bug) ends one early:
+            // passed on as if the read had run here.
+            Err(error) => {
+                if let Ok(panic) = error.try_into_panic() {
+                    std::panic::resume_unwind(panic);
+                }
+            }
+        }
+    }
+    Ok(configs)
 }
 
 /// The parts of a VM config the planner compares.

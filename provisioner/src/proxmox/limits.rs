@@ -102,21 +102,24 @@ impl Limits {
         self.config
     }
 
-    /// Waits for a slot on `node` and, if given, on `storage`. Node first,
-    /// then storage, always in that order, so two callers cannot deadlock.
+    /// Waits for a slot on `storage`, if given, then on `node`: always in
+    /// that order, so two callers cannot deadlock. Storage first because a
+    /// storage's queue is the long one (clones): a clone waiting for its
+    /// storage must not sit on a node slot the short steps of VMs already
+    /// cloned (configure, start) need.
     pub async fn acquire(&self, node: &str, storage: Option<&str>) -> Permits {
         let mut held = Vec::with_capacity(2);
-        let node_sem = semaphore(&self.nodes, node, self.config.per_node);
         // A semaphore is closed only by `close()`, which kiln never calls.
-        if let Ok(p) = node_sem.acquire_owned().await {
-            held.push(p);
-        }
         if let Some(storage) = storage {
             let key = self.storage_key(node, storage);
             let st = semaphore(&self.storages, &key, self.config.per_storage);
             if let Ok(p) = st.acquire_owned().await {
                 held.push(p);
             }
+        }
+        let node_sem = semaphore(&self.nodes, node, self.config.per_node);
+        if let Ok(p) = node_sem.acquire_owned().await {
+            held.push(p);
         }
         Permits(held)
     }
@@ -146,6 +149,28 @@ mod tests {
         drop(a);
         let third = tokio::time::timeout(Duration::from_millis(50), limits.acquire("pve1", None));
         assert!(third.await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_caller_queued_for_its_storage_holds_no_node_slot() {
+        let limits = Arc::new(Limits::new(LimitsConfig {
+            per_node: 2,
+            per_storage: 1,
+        }));
+        let _cloning = limits.acquire("pve1", Some("local-lvm")).await;
+        let queued = tokio::spawn({
+            let limits = limits.clone();
+            async move { limits.acquire("pve1", Some("local-lvm")).await.count() }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!queued.is_finished(), "a second clone got the storage slot");
+        let configure =
+            tokio::time::timeout(Duration::from_millis(50), limits.acquire("pve1", None));
+        assert!(
+            configure.await.is_ok(),
+            "a clone waiting for the storage kept the node's last slot"
+        );
+        queued.abort();
     }
 
     #[tokio::test]

@@ -187,11 +187,19 @@ impl ProxmoxClient {
             } => (upid, target, permits),
         };
         let started = Instant::now();
-        let mut pause = Duration::from_millis(100);
+        let poll_max = self.inner.config.task_poll_max;
+        // No task has ended the moment it was created, so the first poll
+        // waits too. Short tasks (config writes, starts) end within a
+        // fraction of a second, so the first pauses are short; they are a
+        // quarter of the longest at most, so a fast-polling client (the
+        // bench's scaled-down lab) is not left far behind its short tasks.
+        let mut pause = Duration::from_millis(100).min(poll_max / 4);
         let path = task_path(&upid, "status");
         let ep = endpoint(&Method::GET, &path);
         let poll_target = Target::node(&upid.node);
         loop {
+            tokio::time::sleep(pause).await;
+            pause = (pause * 3 / 2).min(poll_max);
             let body = Body::Params(Params::new());
             match self
                 .call_once(Method::GET, &path, &body, &poll_target)
@@ -234,8 +242,6 @@ impl ProxmoxClient {
                     after: timeout,
                 });
             }
-            tokio::time::sleep(pause).await;
-            pause = (pause * 3 / 2).min(self.inner.config.task_poll_max);
         }
     }
 

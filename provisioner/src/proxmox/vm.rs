@@ -28,8 +28,23 @@ const CLONE_CONFLICT_ATTEMPTS: u32 = 8;
 #[derive(Debug, Default)]
 pub(crate) struct VmidBook {
     reserved: Arc<Mutex<BTreeSet<u32>>>,
-    /// Serializes allocations so two callers never check the same id at once.
-    allocating: tokio::sync::Mutex<()>,
+}
+
+impl VmidBook {
+    /// Holds `vmid` unless another caller of this client already does. Held
+    /// before PVE is asked about it, so no two callers ever check the same
+    /// id and allocations need not queue behind each other's requests.
+    fn reserve(&self, vmid: u32) -> Option<VmidReservation> {
+        let inserted = self
+            .reserved
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(vmid);
+        inserted.then(|| VmidReservation {
+            vmid,
+            book: self.reserved.clone(),
+        })
+    }
 }
 
 /// A VMID held for this process; dropping it releases the hold (do that
@@ -356,30 +371,22 @@ impl ProxmoxClient {
 
     /// Reserves a VMID no other caller of this client can get: the lowest id
     /// at or above `from` (default: PVE's nextid) that is neither reserved
-    /// here nor known to PVE.
+    /// here nor known to PVE. Nextid's own answer needs no second question;
+    /// any other candidate is checked with `nextid?vmid=`.
     pub async fn allocate_vmid(&self, from: Option<u32>) -> Result<VmidReservation> {
-        let book = &self.inner.vmids;
-        let _turn = book.allocating.lock().await;
-        let start = match from {
-            Some(n) => n,
-            None => self.next_id().await?,
+        let (start, free_per_pve) = match from {
+            Some(n) => (n, None),
+            None => {
+                let next = self.next_id().await?;
+                (next, Some(next))
+            }
         };
         let mut candidate = start;
         for _ in 0..VMID_SCAN {
-            let taken_here = book
-                .reserved
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .contains(&candidate);
-            if !taken_here && self.vmid_is_free(candidate).await? {
-                book.reserved
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .insert(candidate);
-                return Ok(VmidReservation {
-                    vmid: candidate,
-                    book: book.reserved.clone(),
-                });
+            if let Some(reservation) = self.inner.vmids.reserve(candidate)
+                && (free_per_pve == Some(candidate) || self.vmid_is_free(candidate).await?)
+            {
+                return Ok(reservation);
             }
             candidate = candidate.saturating_add(1);
         }
