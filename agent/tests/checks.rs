@@ -454,3 +454,21 @@ async fn on_the_real_host_the_hostname_matches_uname_and_memory_is_there() {
     }
     assert!(find(&checks, "system.kernel").detail.starts_with("Linux "));
 }
+
+#[tokio::test]
+async fn load_counts_when_both_the_minute_and_five_minute_averages_are_high() {
+    let fixture = Fixture::new();
+    let loadavg = fixture.root().join("proc/loadavg");
+    // Two CPUs: warn at 4, fail at 8.
+    for (averages, expected) in [
+        ("1.10 5.00 3.92", Status::Ok),   // a boot's load, already over
+        ("9.00 1.00 0.50", Status::Ok),   // a spike, not sustained
+        ("4.50 4.20 2.00", Status::Warn), // busy now and for minutes
+        ("8.50 9.00 7.00", Status::Fail),
+    ] {
+        write(&loadavg, &format!("{averages} 1/200 4242\n"));
+        let checks = checks::run_all(&config(), &fixture.host).await;
+        let load = find(&checks, "system.load");
+        assert_eq!(load.status, expected, "{averages}: {}", load.detail);
+    }
+}

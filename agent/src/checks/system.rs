@@ -14,7 +14,10 @@ const DISK_FILESYSTEMS: &[&str] = &[
     "ext2", "ext3", "ext4", "xfs", "btrfs", "zfs", "vfat", "f2fs", "bcachefs", "jfs",
 ];
 
-/// Load per CPU (5-minute average) at which `system.load` warns and fails.
+/// Load per CPU at which `system.load` warns and fails, reached by both the
+/// 1- and the 5-minute average: sustained and still there. A host that was
+/// busy booting (high 5-minute, low 1-minute) or is in a short spike (the
+/// reverse) is fine.
 const LOAD_WARN_PER_CPU: f64 = 2.0;
 const LOAD_FAIL_PER_CPU: f64 = 4.0;
 
@@ -114,7 +117,7 @@ fn load(host: &Host) -> Check {
         Err(reason) => return check("system.load", Status::Fail, reason),
     };
     let cpus = cpu_count(host).unwrap_or(1).max(1);
-    let per_cpu = five / f64::from(cpus);
+    let per_cpu = one.min(five) / f64::from(cpus);
     let status = if per_cpu >= LOAD_FAIL_PER_CPU {
         Status::Fail
     } else if per_cpu >= LOAD_WARN_PER_CPU {
