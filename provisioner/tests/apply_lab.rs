@@ -9,12 +9,7 @@ use std::path::{Path, PathBuf};
 
 use kiln_lab::{LabConfig, RunningLab};
 use proxmox_common::start_lab;
-
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
+use sim_inventory::cli::{self, Run};
 
 /// A lab with the templates lab.yaml names, and a state dir for kiln.
 struct Fixture {
@@ -35,33 +30,11 @@ impl Fixture {
 
     /// Writes an inventory: lab.yaml with `edit` applied.
     fn inventory(&self, name: &str, edit: impl Fn(String) -> String) -> PathBuf {
-        let text = sim_inventory::lab_yaml();
-        let path = self.state.path().join(name);
-        std::fs::write(&path, edit(text)).expect("write inventory");
-        path
+        cli::write_lab_inventory(self.state.path(), name, edit)
     }
 
     async fn kiln(&self, inventory: &Path, args: &[&str]) -> Run {
-        let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin("kiln"));
-        command
-            .args(args)
-            .arg("-i")
-            .arg(inventory)
-            .env("KILN_PROXMOX_ENDPOINT", &self.lab.endpoint)
-            .env("KILN_PROXMOX_FINGERPRINT", &self.lab.fingerprint)
-            .env("KILN_PROXMOX_TOKEN", self.lab.token())
-            .env("KILN_STATE_DIR", self.state.path().join("state"))
-            .env("KILN_CONFIG_DIR", self.state.path().join("config"))
-            .env("NO_COLOR", "1");
-        let output = tokio::task::spawn_blocking(move || command.output())
-            .await
-            .expect("join")
-            .expect("kiln runs");
-        Run {
-            code: output.status.code(),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
+        cli::kiln(&self.lab, self.state.path(), inventory, args, &[]).await
     }
 
     fn mutating_requests(&self) -> Vec<String> {

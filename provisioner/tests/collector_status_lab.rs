@@ -8,36 +8,10 @@ mod collector_common;
 mod proxmox_common;
 mod sim_inventory;
 
-use std::path::Path;
-
 use collector_common::{Running, healthy};
 use kiln_lab::LabConfig;
 use proxmox_common::start_lab;
-
-fn kiln(
-    lab: &kiln_lab::RunningLab,
-    state: &Path,
-    inventory: &Path,
-    args: &[&str],
-) -> (Option<i32>, String, String) {
-    let output = std::process::Command::new(assert_cmd::cargo::cargo_bin("kiln"))
-        .args(args)
-        .arg("-i")
-        .arg(inventory)
-        .env("KILN_PROXMOX_ENDPOINT", &lab.endpoint)
-        .env("KILN_PROXMOX_FINGERPRINT", &lab.fingerprint)
-        .env("KILN_PROXMOX_TOKEN", lab.token())
-        .env("KILN_STATE_DIR", state.join("state"))
-        .env("KILN_CONFIG_DIR", state.join("config"))
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap();
-    (
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
+use sim_inventory::cli;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_joins_vmids_from_proxmox_with_the_collector_states() {
@@ -51,11 +25,8 @@ async fn status_joins_vmids_from_proxmox_with_the_collector_states() {
     let cluster = inventory.cluster.name.as_str().to_owned();
     let first = inventory.nodes[0].name.as_str().to_owned();
 
-    let (lab_ref, state_path, inventory_ref) =
-        (&lab, state.path().to_owned(), inventory_path.clone());
-    let (code, out, error) =
-        tokio::task::block_in_place(|| kiln(lab_ref, &state_path, &inventory_ref, &["apply"]));
-    assert_eq!(code, Some(0), "{out}{error}");
+    let run = cli::kiln(&lab, state.path(), &inventory_path, &["apply"], &[]).await;
+    assert_eq!(run.code, Some(0), "{}", run.output());
 
     let collector = Running::start(|_| {}).await;
     let token = collector.registry.issue(&cluster, &first).unwrap();
@@ -73,11 +44,10 @@ async fn status_joins_vmids_from_proxmox_with_the_collector_states() {
         "--collector-fingerprint",
         fingerprint.as_str(),
     ];
-    let (code, json, error) =
-        tokio::task::block_in_place(|| kiln(&lab, state.path(), &inventory_path, &args));
-    assert_eq!(code, Some(0), "{error}");
-    assert!(!error.contains("VMIDs shown as `-`"), "{error}");
-    let rows: Vec<serde_json::Value> = serde_json::from_str(&json).unwrap();
+    let run = cli::kiln(&lab, state.path(), &inventory_path, &args, &[]).await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(!run.stderr.contains("VMIDs shown as `-`"), "{}", run.stderr);
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(rows.len(), inventory.nodes.len());
     for row in &rows {
         let node = inventory

@@ -15,18 +15,7 @@ use kiln::templates::{TEMPLATE_TAG, TemplateMarker};
 use kiln_images::{BUILDER_VERSION, Cache, CachedImage, Recipe};
 use kiln_lab::{LabConfig, LoggedRequest, RunningLab};
 use sha2::{Digest, Sha256};
-
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn output(&self) -> String {
-        format!("stdout:\n{}\nstderr:\n{}", self.stdout, self.stderr)
-    }
-}
+use sim_inventory::cli::{self, Run};
 
 /// A lab without any template, a golden image in kiln's cache, state dirs.
 struct Fixture {
@@ -52,34 +41,19 @@ impl Fixture {
 
     /// Writes lab.yaml with `edit` applied.
     fn inventory(&self, name: &str, edit: impl Fn(String) -> String) -> PathBuf {
-        let text = sim_inventory::lab_yaml();
-        let path = self.dir.path().join(name);
-        std::fs::write(&path, edit(text)).expect("write inventory");
-        path
+        cli::write_lab_inventory(self.dir.path(), name, edit)
     }
 
     async fn kiln(&self, inventory: &Path, args: &[&str]) -> Run {
-        let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin("kiln"));
-        command
-            .args(args)
-            .arg("-i")
-            .arg(inventory)
-            .env("KILN_PROXMOX_ENDPOINT", &self.lab.endpoint)
-            .env("KILN_PROXMOX_FINGERPRINT", &self.lab.fingerprint)
-            .env("KILN_PROXMOX_TOKEN", self.lab.token())
-            .env("KILN_STATE_DIR", self.dir.path().join("state"))
-            .env("KILN_CONFIG_DIR", self.dir.path().join("config"))
-            .env("KILN_CACHE_DIR", self.dir.path().join("cache"))
-            .env("NO_COLOR", "1");
-        let output = tokio::task::spawn_blocking(move || command.output())
-            .await
-            .expect("join")
-            .expect("kiln runs");
-        Run {
-            code: output.status.code(),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
+        let cache = self.dir.path().join("cache");
+        cli::kiln(
+            &self.lab,
+            self.dir.path(),
+            inventory,
+            args,
+            &[("KILN_CACHE_DIR", &cache)],
+        )
+        .await
     }
 
     fn mutating(&self) -> Vec<LoggedRequest> {

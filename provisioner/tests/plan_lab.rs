@@ -3,6 +3,7 @@
 //! emulator only; the real-guest tier comes with the qemu backend.
 
 mod proxmox_common;
+mod sim_inventory;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -11,40 +12,16 @@ use kiln::plan::{DesiredVm, Marker, Stage, desired_vms};
 use kiln::proxmox::{CloneOptions, IpConfig, ProxmoxClient, VmConfigUpdate};
 use kiln_lab::{LabConfig, RunningLab};
 use proxmox_common::{client, start_lab};
+use sim_inventory::cli::{self, Run};
 
 fn lab_inventory() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../inventory/examples/lab.yaml")
 }
 
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
 /// Runs the `kiln` binary against the lab, with its own state dirs.
 async fn kiln(lab: &RunningLab, args: &[&str]) -> Run {
     let state = tempfile::tempdir().expect("state dir");
-    let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin("kiln"));
-    command
-        .args(args)
-        .arg("-i")
-        .arg(lab_inventory())
-        .env("KILN_PROXMOX_ENDPOINT", &lab.endpoint)
-        .env("KILN_PROXMOX_FINGERPRINT", &lab.fingerprint)
-        .env("KILN_PROXMOX_TOKEN", lab.token())
-        .env("KILN_STATE_DIR", state.path().join("state"))
-        .env("KILN_CONFIG_DIR", state.path().join("config"))
-        .env("NO_COLOR", "1");
-    let output = tokio::task::spawn_blocking(move || command.output())
-        .await
-        .expect("join")
-        .expect("kiln runs");
-    Run {
-        code: output.status.code(),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
+    cli::kiln(lab, state.path(), &lab_inventory(), args, &[]).await
 }
 
 async fn lab_with_templates() -> RunningLab {

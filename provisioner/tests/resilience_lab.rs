@@ -137,15 +137,8 @@ async fn fifty_seeded_runs_with_ten_percent_faults_all_converge() {
 fn kiln_apply(lab: &RunningLab, state: &Path) -> std::process::Command {
     let inventory = state.join("lab.yaml");
     std::fs::write(&inventory, sim_inventory::lab_yaml()).expect("inventory");
-    let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin("kiln"));
+    let mut command = sim_inventory::cli::command(lab, state, &inventory, &["apply", "--yes"]);
     command
-        .args(["apply", "--yes", "-i"])
-        .arg(inventory)
-        .env("KILN_PROXMOX_ENDPOINT", &lab.endpoint)
-        .env("KILN_PROXMOX_FINGERPRINT", &lab.fingerprint)
-        .env("KILN_PROXMOX_TOKEN", lab.token())
-        .env("KILN_STATE_DIR", state.join("state"))
-        .env("KILN_CONFIG_DIR", state.join("config"))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped());
     command

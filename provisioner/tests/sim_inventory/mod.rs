@@ -7,6 +7,8 @@
 
 use std::path::Path;
 
+pub mod cli;
+
 /// lab.yaml without its top-level `ssh:` and `agent:` sections.
 pub fn lab_yaml() -> String {
     let text = std::fs::read_to_string(
