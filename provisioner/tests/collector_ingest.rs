@@ -9,7 +9,7 @@ mod collector_common;
 use std::time::Duration;
 
 use collector_common::{Running, check, healthy, report, sample};
-use kiln::collector::{NodeIdentity, NodeState, RateLimit, ReportStore, Retention};
+use kiln::collector::{NodeIdentity, NodeState, RateLimit, ReportStore, Retention, TokenRegistry};
 use kiln_agent::report::Status;
 use secrecy::ExposeSecret;
 
@@ -365,6 +365,63 @@ async fn a_revoked_token_is_refused_and_its_node_leaves_the_listing() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(listed, ["w1"]);
+}
+
+#[tokio::test]
+async fn a_token_revoked_or_replaced_by_another_process_is_refused_on_its_next_request() {
+    // No periodic token sync during the test: what refuses the tokens is the
+    // check of each report's token in the transaction that would store it.
+    let collector = Running::start(|config| {
+        config.token_sync_every = Duration::from_secs(3600);
+    })
+    .await;
+    let revoked = collector.issue("cp1");
+    let replaced = collector.issue("w1");
+    // Both tokens are verified, and so cached, by an accepted report.
+    assert_eq!(collector.send(&revoked, &healthy("cp1", 1)).await.0, 202);
+    assert_eq!(collector.send(&replaced, &healthy("w1", 1)).await.0, 202);
+
+    // Another connection to the same database, as `kiln destroy` or
+    // `kiln agent token` in another process opens.
+    let other = TokenRegistry::open(&collector.db_path).unwrap();
+    assert!(other.revoke("home", "cp1").unwrap());
+    let fresh = other.issue("home", "w1").unwrap();
+    drop(other);
+
+    let (status, body) = collector.send(&revoked, &healthy("cp1", 2)).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("revoked"), "{body}");
+    assert_eq!(collector.send(&revoked, &healthy("cp1", 3)).await.0, 401);
+    assert_eq!(collector.send(&replaced, &healthy("w1", 2)).await.0, 401);
+    assert_eq!(collector.send(&fresh, &healthy("w1", 1)).await.0, 202);
+    assert_eq!(collector.send(&replaced, &healthy("w1", 3)).await.0, 401);
+
+    let listing = collector.nodes().await;
+    let listed: Vec<(&str, Option<u64>)> = listing
+        .nodes
+        .iter()
+        .map(|node| (node.node.as_str(), node.sequence))
+        .collect();
+    assert_eq!(listed, [("w1", Some(1))]);
+
+    let db_path = collector.db_path.clone();
+    let _dir = collector.stop().await;
+    let store = ReportStore::open(&db_path, Retention::default()).unwrap();
+    let history = |node: &str| -> Vec<u64> {
+        let node = NodeIdentity {
+            cluster: "home".into(),
+            node: node.into(),
+        };
+        store
+            .history(&node, 100)
+            .unwrap()
+            .iter()
+            .map(|stored| stored.report.sequence)
+            .collect()
+    };
+    assert_eq!(history("cp1"), [1], "a refused report was stored");
+    assert_eq!(history("w1"), [1, 1], "a refused report was stored");
+    store.close().await;
 }
 
 #[tokio::test]

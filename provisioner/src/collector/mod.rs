@@ -3,6 +3,8 @@
 //!
 //! - [`tokens`]: the per-node bearer tokens (hashed), usable without a
 //!   running server;
+//! - `token_cache`: tokens already verified, by hash (the store re-checks
+//!   each report's token in its transaction);
 //! - [`store`]: latest report and bounded history per node in SQLite;
 //! - [`state`]: a node's state from its latest report (pure);
 //! - [`nodes`]: the running collector's in-memory view, rate budgets and
@@ -22,6 +24,7 @@ pub mod page;
 pub mod server;
 pub mod state;
 pub mod store;
+mod token_cache;
 pub mod tokens;
 
 pub use client::fetch_nodes;
@@ -31,5 +34,5 @@ pub use identity::CollectorIdentity;
 pub use nodes::{NodeView, NodesResponse, RateLimit};
 pub use server::{Collector, CollectorConfig, METRICS_PATH, NODES_PATH};
 pub use state::{NodeState, node_state};
-pub use store::{ReportStore, Retention, StoredReport};
-pub use tokens::{NodeIdentity, TOKEN_PREFIX, TokenRegistry, VerifiedToken};
+pub use store::{ReportStore, Retention, Saved, StoredReport};
+pub use tokens::{NodeIdentity, TOKEN_PREFIX, TokenHash, TokenRegistry, VerifiedToken};

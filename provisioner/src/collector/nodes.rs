@@ -62,6 +62,8 @@ pub enum Refusal {
     RateLimited { retry_after: Duration },
     /// The sequence number is not above the last one seen for this token.
     Replayed { last: u64 },
+    /// The node holds a newer token than this one (ids only grow).
+    Superseded,
 }
 
 #[derive(Debug)]
@@ -140,7 +142,7 @@ impl NodeTable {
     /// Takes one report's worth from the node's rate budget.
     pub fn admit(&self, token: &VerifiedToken, now: Instant) -> Result<(), Refusal> {
         let mut entries = self.lock();
-        let entry = self.entry(&mut entries, token);
+        let entry = self.entry(&mut entries, token)?;
         let bucket = &mut entry.bucket;
         let elapsed = now.saturating_duration_since(bucket.refilled).as_secs_f64();
         bucket.tokens =
@@ -164,7 +166,7 @@ impl NodeTable {
     /// with this token; returns the previous one, for [`Self::release`].
     pub fn claim(&self, token: &VerifiedToken, sequence: u64) -> Result<Option<u64>, Refusal> {
         let mut entries = self.lock();
-        let entry = self.entry(&mut entries, token);
+        let entry = self.entry(&mut entries, token)?;
         if let Some(last) = entry.last_sequence
             && sequence <= last
         {
@@ -189,12 +191,26 @@ impl NodeTable {
     /// the same token got there first.
     pub fn record(&self, token: &VerifiedToken, stored: StoredReport) {
         let mut entries = self.lock();
-        let entry = self.entry(&mut entries, token);
+        let Ok(entry) = self.entry(&mut entries, token) else {
+            return;
+        };
         let newer = entry.latest.as_ref().is_none_or(|latest| {
             latest.token_id != stored.token_id || latest.report.sequence < stored.report.sequence
         });
         if newer {
             entry.latest = Some(Arc::new(stored));
+        }
+    }
+
+    /// Drops the token's node, if it still holds this token: the registry
+    /// no longer has it.
+    pub fn forget(&self, token: &VerifiedToken) {
+        let mut entries = self.lock();
+        if entries
+            .get(&token.identity)
+            .is_some_and(|entry| entry.token_id == token.token_id)
+        {
+            entries.remove(&token.identity);
         }
     }
 
@@ -216,7 +232,7 @@ impl NodeTable {
         &self,
         entries: &'a mut HashMap<NodeIdentity, Entry>,
         token: &VerifiedToken,
-    ) -> &'a mut Entry {
+    ) -> Result<&'a mut Entry, Refusal> {
         let entry = entries
             .entry(token.identity.clone())
             .or_insert_with(|| Entry {
@@ -225,11 +241,14 @@ impl NodeTable {
                 latest: None,
                 bucket: self.full_bucket(),
             });
+        if token.token_id < entry.token_id {
+            return Err(Refusal::Superseded);
+        }
         if entry.token_id != token.token_id {
             entry.token_id = token.token_id;
             entry.last_sequence = None;
         }
-        entry
+        Ok(entry)
     }
 
     fn full_bucket(&self) -> Bucket {
@@ -317,6 +336,26 @@ mod tests {
         assert_eq!(table.claim(&first, 5), Ok(Some(4)));
         assert_eq!(table.claim(&first, 5), Err(Refusal::Replayed { last: 5 }));
         assert_eq!(table.claim(&token("cp1", 2), 1), Ok(None));
+        assert_eq!(table.claim(&first, 6), Err(Refusal::Superseded));
+        assert_eq!(
+            table.admit(&first, Instant::now()),
+            Err(Refusal::Superseded)
+        );
+    }
+
+    #[test]
+    fn a_forgotten_token_takes_its_node_out_unless_it_was_replaced() {
+        let table = NodeTable::new(RateLimit::default(), vec![], vec![]);
+        assert_eq!(table.claim(&token("cp1", 1), 1), Ok(None));
+        assert_eq!(table.claim(&token("w1", 3), 1), Ok(None));
+        table.forget(&token("w1", 2));
+        table.forget(&token("cp1", 1));
+        let names: Vec<String> = table
+            .snapshot(0)
+            .into_iter()
+            .map(|view| view.node)
+            .collect();
+        assert_eq!(names, ["w1"]);
     }
 
     #[test]

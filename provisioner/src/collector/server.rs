@@ -5,7 +5,9 @@
 //! A report passes, in order: a body limit (413), the token (401), the
 //! node's rate budget (429), JSON parsing and the schema version (400), the
 //! token's node against the report's (403), the sequence number (409);
-//! then it is stored (202). Every refusal is a JSON `{"error": "…"}` that
+//! then it is stored (202), in a transaction that checks the token against
+//! the registry again (401 if another process revoked or replaced it since
+//! it was cached). Every refusal is a JSON `{"error": "…"}` that
 //! says why, and is counted by reason in `/metrics`.
 
 use std::future::Future;
@@ -37,8 +39,9 @@ use super::error::CollectorError;
 use super::metrics::{CONTENT_TYPE, IngestCounters, RejectReason};
 use super::nodes::{NodeTable, NodesResponse, RateLimit, Refusal};
 use super::page;
-use super::store::{ReportStore, Retention, StoredReport};
-use super::tokens::{TokenRegistry, VerifiedToken};
+use super::store::{ReportStore, Retention, Saved, StoredReport};
+use super::token_cache::TokenCache;
+use super::tokens::{TokenHash, TokenRegistry, VerifiedToken};
 
 /// The node listing's path.
 pub const NODES_PATH: &str = "/api/v1/nodes";
@@ -83,6 +86,7 @@ impl CollectorConfig {
 struct App {
     config: CollectorConfig,
     registry: Arc<TokenRegistry>,
+    verified: TokenCache,
     store: ReportStore,
     nodes: NodeTable,
     counters: IngestCounters,
@@ -104,6 +108,7 @@ impl Collector {
             app: Arc::new(App {
                 config,
                 registry,
+                verified: TokenCache::default(),
                 store,
                 nodes,
                 counters: IngestCounters::new(),
@@ -207,7 +212,11 @@ async fn sync_tokens(app: Arc<App>) {
         ticks.tick().await;
         let registry = Arc::clone(&app.registry);
         match tokio::task::spawn_blocking(move || registry.nodes()).await {
-            Ok(Ok(tokens)) => app.nodes.sync(tokens),
+            Ok(Ok(tokens)) => {
+                app.verified
+                    .retain_current(&tokens.iter().map(|(_, id)| *id).collect());
+                app.nodes.sync(tokens);
+            }
             Ok(Err(error)) => tracing::warn!(%error, "cannot re-read the token registry"),
             Err(error) => tracing::warn!(%error, "re-reading the token registry failed"),
         }
@@ -242,31 +251,16 @@ async fn ingest(State(app): State<Arc<App>>, headers: HeaderMap, request: Reques
             "missing `Authorization: Bearer TOKEN`".to_owned(),
         );
     };
-    let registry = Arc::clone(&app.registry);
-    let verified = match tokio::task::spawn_blocking(move || registry.verify(&token)).await {
-        Ok(Ok(Some(verified))) => verified,
-        Ok(Ok(None)) => {
-            return refuse(
-                StatusCode::UNAUTHORIZED,
-                "unknown, replaced or revoked token".to_owned(),
-            );
-        }
-        Ok(Err(error)) => return internal(&error.to_string()),
-        Err(error) => return internal(&error.to_string()),
+    let verified = match verify(&app, &token).await {
+        Ok(Some(verified)) => verified,
+        Ok(None) => return token_refused(),
+        Err(error) => return internal(&error),
     };
-    if let Err(Refusal::RateLimited { retry_after }) = app.nodes.admit(&verified, Instant::now()) {
-        let seconds = retry_after.as_secs_f64().ceil().max(1.0);
-        let mut response = refuse(
-            StatusCode::TOO_MANY_REQUESTS,
-            format!(
-                "node `{}` sends too fast; retry in {seconds:.0}s",
-                verified.identity.node
-            ),
-        );
-        if let Ok(value) = HeaderValue::from_str(&format!("{seconds:.0}")) {
-            response.headers_mut().insert(header::RETRY_AFTER, value);
-        }
-        return response;
+    match app.nodes.admit(&verified, Instant::now()) {
+        Ok(()) => {}
+        Err(Refusal::RateLimited { retry_after }) => return rate_limited(&verified, retry_after),
+        Err(Refusal::Superseded) => return token_refused(),
+        Err(Refusal::Replayed { .. }) => return internal("unexpected replay refusal"),
     }
     let body = match Bytes::from_request(request, &()).await {
         Ok(body) => body,
@@ -304,6 +298,46 @@ async fn ingest(State(app): State<Arc<App>>, headers: HeaderMap, request: Reques
     store(&app, &verified, report).await
 }
 
+/// The token's owner: from the cache, or from the registry (on the blocking
+/// pool) and then cached. `None`: the registry does not know it.
+async fn verify(app: &App, token: &SecretString) -> Result<Option<VerifiedToken>, String> {
+    let hash = TokenHash::of(token);
+    if let Some(verified) = app.verified.get(&hash) {
+        return Ok(Some(verified));
+    }
+    let registry = Arc::clone(&app.registry);
+    let found = tokio::task::spawn_blocking(move || registry.verify_hash(&hash))
+        .await
+        .map_err(|error| error.to_string())?
+        .map_err(|error| error.to_string())?;
+    if let Some(verified) = &found {
+        app.verified.insert(hash, verified.clone());
+    }
+    Ok(found)
+}
+
+fn token_refused() -> Response {
+    refuse(
+        StatusCode::UNAUTHORIZED,
+        "unknown, replaced or revoked token".to_owned(),
+    )
+}
+
+fn rate_limited(verified: &VerifiedToken, retry_after: Duration) -> Response {
+    let seconds = retry_after.as_secs_f64().ceil().max(1.0);
+    let mut response = refuse(
+        StatusCode::TOO_MANY_REQUESTS,
+        format!(
+            "node `{}` sends too fast; retry in {seconds:.0}s",
+            verified.identity.node
+        ),
+    );
+    if let Ok(value) = HeaderValue::from_str(&format!("{seconds:.0}")) {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
+}
+
 async fn store(app: &App, verified: &VerifiedToken, report: Report) -> Response {
     let sequence = report.sequence;
     let previous = match app.nodes.claim(verified, sequence) {
@@ -318,6 +352,7 @@ async fn store(app: &App, verified: &VerifiedToken, report: Report) -> Response 
                 ),
             );
         }
+        Err(Refusal::Superseded) => return token_refused(),
         Err(Refusal::RateLimited { .. }) => return internal("unexpected rate refusal"),
     };
     let stored = StoredReport {
@@ -326,7 +361,13 @@ async fn store(app: &App, verified: &VerifiedToken, report: Report) -> Response 
         token_id: verified.token_id,
     };
     match app.store.save(stored.clone()).await {
-        Ok(()) => {
+        Ok(Saved::TokenGone) => {
+            app.nodes.release(verified, sequence, previous);
+            app.verified.forget(verified.token_id);
+            app.nodes.forget(verified);
+            token_refused()
+        }
+        Ok(Saved::Stored) => {
             app.nodes.record(verified, stored);
             (
                 StatusCode::ACCEPTED,

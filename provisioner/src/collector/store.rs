@@ -2,9 +2,14 @@
 //! collector's SQLite file. One thread writes, in batches (one transaction
 //! for whatever arrived meanwhile), so the ingest path never waits for a
 //! disk on the async runtime and a burst costs one commit, not hundreds.
+//! Each report's token is checked against the registry in the transaction
+//! that stores it. Another thread checkpoints the WAL into the database, so
+//! the checkpoint's fsyncs do not stall the writer (and every report
+//! waiting for its commit).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc as std_mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -49,11 +54,25 @@ const QUEUE: usize = 8192;
 const BATCH: usize = 1024;
 /// Pruning by age scans an index; once a minute is plenty.
 const AGE_PRUNE_EVERY: Duration = Duration::from_secs(60);
+/// The WAL is checkpointed at most this often while reports arrive. Each
+/// checkpoint costs two fsyncs; between them the WAL grows by what the
+/// writer commits meanwhile.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+
+/// What became of a report handed to [`ReportStore::save`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Saved {
+    /// Committed.
+    Stored,
+    /// Not stored: the registry no longer holds the report's token (it was
+    /// revoked or replaced, possibly by another process).
+    TokenGone,
+}
 
 enum Job {
     Save {
         stored: StoredReport,
-        done: oneshot::Sender<Result<(), String>>,
+        done: oneshot::Sender<Result<Saved, String>>,
     },
     Close(oneshot::Sender<()>),
 }
@@ -70,11 +89,18 @@ impl ReportStore {
     /// writer thread.
     pub fn open(path: &Path, retention: Retention) -> Result<Self, CollectorError> {
         let connection = db::open(path)?;
+        connection
+            .pragma_update(None, "wal_autocheckpoint", 0)
+            .map_err(CollectorError::sqlite(path))?;
+        let checkpointer = Checkpointer::start(path)?;
         let (jobs, queue) = mpsc::channel(QUEUE);
         let owned = path.to_owned();
         let thread = std::thread::Builder::new()
             .name("kiln-collector-store".to_owned())
-            .spawn(move || write_loop(connection, &owned, queue, retention))
+            .spawn(move || {
+                write_loop(connection, &owned, queue, retention, &checkpointer.wake);
+                checkpointer.stop();
+            })
             .map_err(|source| CollectorError::io("start the writer thread for", path, source))?;
         Ok(Self {
             path: path.to_owned(),
@@ -87,8 +113,9 @@ impl ReportStore {
         &self.path
     }
 
-    /// Stores `stored` and returns once it is committed.
-    pub async fn save(&self, stored: StoredReport) -> Result<(), CollectorError> {
+    /// Stores `stored` unless its token is gone from the registry, and
+    /// returns once that is committed.
+    pub async fn save(&self, stored: StoredReport) -> Result<Saved, CollectorError> {
         let gone = |reason| CollectorError::WriterGone {
             path: self.path.clone(),
             reason,
@@ -197,6 +224,7 @@ fn write_loop(
     path: &Path,
     mut queue: mpsc::Receiver<Job>,
     retention: Retention,
+    checkpoint: &std_mpsc::SyncSender<()>,
 ) {
     let mut last_age_prune: Option<Instant> = None;
     while let Some(first) = queue.blocking_recv() {
@@ -218,13 +246,24 @@ fn write_loop(
         let prune_age = last_age_prune.is_none_or(|last| last.elapsed() >= AGE_PRUNE_EVERY);
         let outcome = write_batch(&mut connection, &batch, retention, prune_age)
             .map_err(|error| error.to_string());
-        if let Err(reason) = &outcome {
-            tracing::error!(database = %path.display(), %reason, "cannot store reports");
-        } else if prune_age {
-            last_age_prune = Some(Instant::now());
+        match &outcome {
+            Err(reason) => {
+                tracing::error!(database = %path.display(), %reason, "cannot store reports");
+            }
+            Ok(_) => {
+                if prune_age {
+                    last_age_prune = Some(Instant::now());
+                }
+                // Full means a checkpoint is already due.
+                let _ = checkpoint.try_send(());
+            }
         }
-        for (_, done) in batch {
-            let _ = done.send(outcome.clone());
+        for (index, (_, done)) in batch.into_iter().enumerate() {
+            let saved = match &outcome {
+                Ok(saved) => Ok(saved.get(index).copied().unwrap_or(Saved::TokenGone)),
+                Err(reason) => Err(reason.clone()),
+            };
+            let _ = done.send(saved);
         }
         if let Some(done) = close {
             let _ = done.send(());
@@ -233,15 +272,20 @@ fn write_loop(
     }
 }
 
+/// Stores the batch in one transaction; says for each report whether it
+/// was stored.
 fn write_batch(
     connection: &mut Connection,
-    batch: &[(StoredReport, oneshot::Sender<Result<(), String>>)],
+    batch: &[(StoredReport, oneshot::Sender<Result<Saved, String>>)],
     retention: Retention,
     prune_age: bool,
-) -> Result<(), rusqlite::Error> {
+) -> Result<Vec<Saved>, rusqlite::Error> {
     let transaction = connection.transaction()?;
     let mut touched = BTreeSet::new();
+    let mut saved = Vec::with_capacity(batch.len());
     {
+        let mut token_held =
+            transaction.prepare_cached("SELECT EXISTS (SELECT 1 FROM tokens WHERE id = ?1)")?;
         // Reports of one node may reach the queue out of order; the latest
         // stays the one with the highest sequence of the current token.
         let mut latest = transaction.prepare_cached(
@@ -258,6 +302,11 @@ fn write_batch(
              VALUES (?1, ?2, ?3, ?4, ?5)",
         )?;
         for (stored, _) in batch {
+            if !token_held.query_row([stored.token_id], |row| row.get::<_, bool>(0))? {
+                saved.push(Saved::TokenGone);
+                continue;
+            }
+            saved.push(Saved::Stored);
             let report = &stored.report;
             let json = serde_json::to_string(report)
                 .map_err(|error| rusqlite::Error::ToSqlConversionFailure(Box::new(error)))?;
@@ -296,5 +345,52 @@ fn write_batch(
             )?;
         }
     }
-    transaction.commit()
+    transaction.commit()?;
+    Ok(saved)
+}
+
+/// The thread that checkpoints the WAL, on its own connection, when the
+/// writer has committed and [`CHECKPOINT_EVERY`] has passed. A passive
+/// checkpoint never blocks the writer.
+struct Checkpointer {
+    wake: std_mpsc::SyncSender<()>,
+    thread: JoinHandle<()>,
+}
+
+impl Checkpointer {
+    fn start(path: &Path) -> Result<Self, CollectorError> {
+        let connection = db::open(path)?;
+        let (wake, woken) = std_mpsc::sync_channel(1);
+        let owned = path.to_owned();
+        let thread = std::thread::Builder::new()
+            .name("kiln-collector-checkpoint".to_owned())
+            .spawn(move || checkpoint_loop(&connection, &owned, &woken))
+            .map_err(|source| {
+                CollectorError::io("start the checkpoint thread for", path, source)
+            })?;
+        Ok(Self { wake, thread })
+    }
+
+    /// Runs a last checkpoint and waits for the thread to end.
+    fn stop(self) {
+        drop(self.wake);
+        let _ = self.thread.join();
+    }
+}
+
+fn checkpoint_loop(connection: &Connection, path: &Path, woken: &std_mpsc::Receiver<()>) {
+    let mut last = Instant::now();
+    let checkpoint = || {
+        if let Err(error) = connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+            row.get::<_, i64>(0)
+        }) {
+            tracing::warn!(database = %path.display(), %error, "cannot checkpoint the WAL");
+        }
+    };
+    while woken.recv().is_ok() {
+        std::thread::sleep(CHECKPOINT_EVERY.saturating_sub(last.elapsed()));
+        checkpoint();
+        last = Instant::now();
+    }
+    checkpoint();
 }

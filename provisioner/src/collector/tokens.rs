@@ -37,6 +37,19 @@ pub struct VerifiedToken {
     pub token_id: i64,
 }
 
+/// A token's SHA-256: what the registry keeps and looks tokens up by.
+/// Not secret: it cannot be turned back into the token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TokenHash([u8; 32]);
+
+impl TokenHash {
+    pub fn of(token: &SecretString) -> Self {
+        let mut hash = [0u8; 32];
+        hash.copy_from_slice(digest(&SHA256, token.expose_secret().as_bytes()).as_ref());
+        Self(hash)
+    }
+}
+
 /// The registry on the collector's database.
 pub struct TokenRegistry {
     path: PathBuf,
@@ -69,12 +82,12 @@ impl TokenRegistry {
             "{TOKEN_PREFIX}{}",
             Zeroizing::new(URL_SAFE_NO_PAD.encode(bytes.as_ref())).as_str()
         ));
-        self.replace(cluster, node, &token_hash(&token))?;
+        self.replace(cluster, node, &TokenHash::of(&token))?;
         Ok(token)
     }
 
     /// Makes `hash` the node's one token hash.
-    fn replace(&self, cluster: &str, node: &str, hash: &[u8; 32]) -> Result<(), CollectorError> {
+    fn replace(&self, cluster: &str, node: &str, hash: &TokenHash) -> Result<(), CollectorError> {
         let mut connection = self.lock();
         // Delete and insert rather than update: AUTOINCREMENT then gives the
         // new token an id no earlier token of any node ever had.
@@ -89,7 +102,7 @@ impl TokenRegistry {
             .and_then(|_| {
                 transaction.execute(
                     "INSERT INTO tokens (cluster, node, sha256, issued_at_ms) VALUES (?1, ?2, ?3, ?4)",
-                    params![cluster, node, hash.as_slice(), db::to_sql(now_ms())],
+                    params![cluster, node, hash.0.as_slice(), db::to_sql(now_ms())],
                 )
             })
             .and_then(|_| transaction.commit())
@@ -136,19 +149,23 @@ impl TokenRegistry {
         {
             return Ok(());
         }
-        self.replace(cluster, node, &token_hash(token))
+        self.replace(cluster, node, &TokenHash::of(token))
     }
 
     /// Whose token this is, or `None` for a token that was never issued or
     /// was replaced or revoked. The lookup is by hash, so no comparison
     /// ever touches the secret itself.
     pub fn verify(&self, token: &SecretString) -> Result<Option<VerifiedToken>, CollectorError> {
-        let hash = token_hash(token);
+        self.verify_hash(&TokenHash::of(token))
+    }
+
+    /// [`Self::verify`] for a token already hashed.
+    pub fn verify_hash(&self, hash: &TokenHash) -> Result<Option<VerifiedToken>, CollectorError> {
         self.lock()
             .prepare_cached("SELECT id, cluster, node FROM tokens WHERE sha256 = ?1")
             .and_then(|mut statement| {
                 statement
-                    .query_row([hash.as_slice()], |row| {
+                    .query_row([hash.0.as_slice()], |row| {
                         Ok(VerifiedToken {
                             token_id: row.get(0)?,
                             identity: NodeIdentity {
@@ -196,12 +213,6 @@ impl std::fmt::Debug for TokenRegistry {
             .field("path", &self.path)
             .finish_non_exhaustive()
     }
-}
-
-fn token_hash(token: &SecretString) -> [u8; 32] {
-    let mut hash = [0u8; 32];
-    hash.copy_from_slice(digest(&SHA256, token.expose_secret().as_bytes()).as_ref());
-    hash
 }
 
 #[cfg(test)]
