@@ -8,6 +8,7 @@ mod bundle;
 mod glibc;
 mod layout;
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use kiln_agent::config::AgentConfig;
@@ -79,6 +80,15 @@ pub enum DeployError {
     },
 }
 
+/// What [`Remote::probe`] found.
+struct Found {
+    /// Exactly this install, every file intact, the unit active.
+    current: bool,
+    /// The unit file is the wanted one and an earlier deploy (which
+    /// reloaded systemd) recorded it: systemd already knows it.
+    unit_loaded: bool,
+}
+
 /// How long a restarted unit may take to become active, polled each second.
 const ACTIVATION_CHECKS: u32 = 15;
 
@@ -112,7 +122,8 @@ pub async fn deploy(
         privilege,
         layout: &layout,
     };
-    if remote.has(&wanted, input.manage_service).await? {
+    let found = remote.probe(&wanted, input.manage_service).await?;
+    if found.current {
         tracing::info!(target = %at, "agent: already installed, unchanged");
         return Ok(DeployOutcome::Unchanged);
     }
@@ -133,7 +144,7 @@ pub async fn deploy(
     ];
     remote.put(&files).await?;
     if input.manage_service {
-        remote.restart().await?;
+        remote.restart(!found.unit_loaded).await?;
     }
     // The record goes last, so a deploy interrupted before this point is
     // redone in full next time.
@@ -159,10 +170,10 @@ struct Remote<'a> {
 }
 
 impl Remote<'_> {
-    /// Whether the record says `wanted`, every file still has the recorded
-    /// content and (with `running`) the unit is active — asked in one
-    /// command, since each command on a slow guest costs seconds.
-    async fn has(&self, wanted: &Installed, running: bool) -> Result<bool, DeployError> {
+    /// What the host has, asked in one command, since each command on a
+    /// slow guest costs seconds: the record, every file's checksum and
+    /// (with `running`) whether the unit is active.
+    async fn probe(&self, wanted: &Installed, running: bool) -> Result<Found, DeployError> {
         let files = [
             (&self.layout.binary, &wanted.binary_sha256),
             (&self.layout.config, &wanted.config_sha256),
@@ -173,7 +184,7 @@ impl Remote<'_> {
         sums.extend(files.iter().map(|(path, _)| path.as_str()));
         // The record and the sums are split by a NUL, which neither holds.
         let mut line = format!(
-            "cat -- {} && printf '\\0' && {}",
+            "cat -- {} ; printf '\\0' && {}",
             self.line(&[&self.layout.manifest])?,
             self.line(&sums)?
         );
@@ -182,16 +193,13 @@ impl Remote<'_> {
             line.push_str(&self.line(&["systemctl", "is-active", "--quiet", UNIT_NAME])?);
         }
         let probe = self.session.exec_as(self.privilege, &line).await?;
-        if !probe.status.success() {
-            return Ok(false);
-        }
-        let Some(split) = probe.stdout.iter().position(|byte| *byte == 0) else {
-            return Ok(false);
+        let (record, sums) = match probe.stdout.iter().position(|byte| *byte == 0) {
+            Some(split) => (&probe.stdout[..split], &probe.stdout[split + 1..]),
+            None => (&probe.stdout[..0], &probe.stdout[..0]),
         };
-        let (record, sums) = (&probe.stdout[..split], &probe.stdout[split + 1..]);
-        match serde_json::from_slice::<Installed>(record) {
-            Ok(recorded) if recorded == *wanted => {}
-            Ok(_) => return Ok(false),
+        let recorded = match serde_json::from_slice::<Installed>(record) {
+            Ok(recorded) => Some(recorded),
+            Err(_) if record.is_empty() => None,
             Err(error) => {
                 tracing::warn!(
                     target = %self.session.target(),
@@ -199,19 +207,26 @@ impl Remote<'_> {
                     "agent: {} is unreadable; reinstalling",
                     self.layout.manifest
                 );
-                return Ok(false);
+                None
             }
-        }
+        };
+        // `HASH  PATH` per file that exists, in argument order.
         let sums = String::from_utf8_lossy(sums);
-        let actual: Vec<&str> = sums
+        let on_host: BTreeMap<&str, &str> = sums
             .lines()
-            .filter_map(|line| line.split_whitespace().next())
+            .filter_map(|line| line.split_once("  "))
+            .map(|(hash, path)| (path, hash))
             .collect();
-        Ok(actual.len() == files.len()
-            && files
-                .iter()
-                .zip(actual)
-                .all(|((_, expected), actual)| expected.as_str() == actual))
+        let matches = |path: &str, expected: &str| on_host.get(path) == Some(&expected);
+        let files_match = files.iter().all(|(path, expected)| matches(path, expected));
+        let unit_loaded = recorded
+            .as_ref()
+            .is_some_and(|recorded| recorded.unit_sha256 == wanted.unit_sha256)
+            && matches(&self.layout.unit, &wanted.unit_sha256);
+        Ok(Found {
+            current: probe.status.success() && recorded.as_ref() == Some(wanted) && files_match,
+            unit_loaded,
+        })
     }
 
     async fn make_directories(&self) -> Result<(), DeployError> {
@@ -237,13 +252,21 @@ impl Remote<'_> {
         Ok(())
     }
 
-    /// Reloads systemd, enables the unit and restarts it (a restart also
-    /// starts it), then waits until it is active.
-    async fn restart(&self) -> Result<(), DeployError> {
+    /// Enables the unit and restarts it (a restart also starts it), then
+    /// waits until it is active. systemd reloads its configuration only
+    /// when the unit file is new or changed (`reload`): on a slow guest a
+    /// reload, which reruns every generator, takes most of a deploy, and
+    /// `enable` would do a second one without `--no-reload`.
+    async fn restart(&self, reload: bool) -> Result<(), DeployError> {
         // The first state check rides along with the restart.
         let reload = format!(
-            "systemctl daemon-reload && systemctl enable {UNIT_NAME} && systemctl restart {UNIT_NAME} \
-             && {{ systemctl is-active {UNIT_NAME} || true; }}"
+            "{}systemctl enable --no-reload {UNIT_NAME} && systemctl restart {UNIT_NAME} \
+             && {{ systemctl is-active {UNIT_NAME} || true; }}",
+            if reload {
+                "systemctl daemon-reload && "
+            } else {
+                ""
+            }
         );
         let mut state = self
             .session
