@@ -239,7 +239,8 @@ async fn run(
 /// The best of [`SAMPLES`] rebuilds (destroy, then create) of `count`
 /// nodes, after a first apply, with its breakdown.
 async fn rebuild(count: usize, limits: LimitsConfig) -> (Duration, Breakdown) {
-    let faults = FaultConfig::from_yaml(&format!("seed: 1\n{}", latency_model())).expect("latency model");
+    let faults =
+        FaultConfig::from_yaml(&format!("seed: 1\n{}", latency_model())).expect("latency model");
     let lab = kiln_lab::start(LabConfig {
         faults: Some(faults),
         ..LabConfig::default()
