@@ -40,6 +40,8 @@ pub struct AgentConfig {
     pub disk: Thresholds,
     #[serde(default = "default_memory_thresholds")]
     pub memory: Thresholds,
+    #[serde(default)]
+    pub load: LoadThresholds,
     /// Whether `system.clock` checks NTP synchronization (off where no time
     /// server is reachable, such as kiln's lab).
     #[serde(default = "default_clock_sync")]
@@ -77,6 +79,23 @@ pub struct Endpoint {
 pub struct Thresholds {
     pub warn_percent: u8,
     pub fail_percent: u8,
+}
+
+/// Load per CPU at which `system.load` warns and fails.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoadThresholds {
+    pub warn_per_cpu: f64,
+    pub fail_per_cpu: f64,
+}
+
+impl Default for LoadThresholds {
+    fn default() -> Self {
+        Self {
+            warn_per_cpu: 2.0,
+            fail_per_cpu: 4.0,
+        }
+    }
 }
 
 /// A custom check: `run[0]` with arguments `run[1..]`, no shell.
@@ -166,6 +185,16 @@ impl AgentConfig {
                     ),
                 ));
             }
+        }
+        let load = self.load;
+        if !(load.warn_per_cpu > 0.0 && load.warn_per_cpu <= load.fail_per_cpu) {
+            return Err((
+                "load",
+                format!(
+                    "needs 0 < warn_per_cpu <= fail_per_cpu, got {} and {}",
+                    load.warn_per_cpu, load.fail_per_cpu
+                ),
+            ));
         }
         for command in &self.commands {
             if command.run.first().is_none_or(|program| program.is_empty()) {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use kiln_agent::checks::{self, DiskUsage, FsStats, Host};
-use kiln_agent::config::{AgentConfig, CommandCheck, Endpoint};
+use kiln_agent::config::{AgentConfig, CommandCheck, Endpoint, LoadThresholds};
 use kiln_agent::report::{Check, Status};
 
 /// Disk use by mount point, in percent.
@@ -468,6 +468,23 @@ async fn load_counts_when_both_the_minute_and_five_minute_averages_are_high() {
     ] {
         write(&loadavg, &format!("{averages} 1/200 4242\n"));
         let checks = checks::run_all(&config(), &fixture.host).await;
+        let load = find(&checks, "system.load");
+        assert_eq!(load.status, expected, "{averages}: {}", load.detail);
+    }
+
+    // The thresholds come from the config (the lab raises them).
+    let mut raised = config();
+    raised.load = LoadThresholds {
+        warn_per_cpu: 10.0,
+        fail_per_cpu: 20.0,
+    };
+    for (averages, expected) in [
+        ("8.50 9.00 7.00", Status::Ok),
+        ("21.0 22.0 9.00", Status::Warn),
+        ("41.0 40.0 9.00", Status::Fail),
+    ] {
+        write(&loadavg, &format!("{averages} 1/200 4242\n"));
+        let checks = checks::run_all(&raised, &fixture.host).await;
         let load = find(&checks, "system.load");
         assert_eq!(load.status, expected, "{averages}: {}", load.detail);
     }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use kiln_agent::agent::Agent;
 use kiln_agent::checks::{DiskUsage, FsStats, Host};
-use kiln_agent::config::{AgentConfig, CollectorConfig, Thresholds};
+use kiln_agent::config::{AgentConfig, CollectorConfig, LoadThresholds, Thresholds};
 use kiln_agent::report::REPORTS_PATH;
 use kiln_agent::sender::{Delivery, Sender};
 use support::collector::TestCollector;
@@ -65,6 +65,7 @@ fn config(dir: &Path, collector: &TestCollector, fingerprint: String) -> AgentCo
             warn_percent: 90,
             fail_percent: 98,
         },
+        load: LoadThresholds::default(),
         clock_sync: true,
         commands: vec![],
     }

@@ -50,7 +50,7 @@ ssh:
 agent:
   collector: env:KILN_COLLECTOR_URL
   interval: {interval_secs}s
-  checks: {{clock_sync: false}}
+  checks: {{clock_sync: false, load_warn_per_cpu: 10, load_fail_per_cpu: 20}}
 profiles:
   nightly: {{vmids: 9100-9199, ips: 10.77.0.100-10.77.0.149, nodes: [e2e1]}}
   broken: {{vmids: 9200-9299, ips: 10.77.0.150-10.77.0.199, nodes: [e2e2]}}

@@ -14,13 +14,6 @@ const DISK_FILESYSTEMS: &[&str] = &[
     "ext2", "ext3", "ext4", "xfs", "btrfs", "zfs", "vfat", "f2fs", "bcachefs", "jfs",
 ];
 
-/// Load per CPU at which `system.load` warns and fails, reached by both the
-/// 1- and the 5-minute average: sustained and still there. A host that was
-/// busy booting (high 5-minute, low 1-minute) or is in a short spike (the
-/// reverse) is fine.
-const LOAD_WARN_PER_CPU: f64 = 2.0;
-const LOAD_FAIL_PER_CPU: f64 = 4.0;
-
 /// The size and free space of one filesystem, in bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DiskUsage {
@@ -65,7 +58,7 @@ impl FsStats for Statvfs {
 }
 
 pub(super) async fn checks(config: &AgentConfig, host: &Host) -> Vec<Check> {
-    let mut checks = vec![uptime(host), load(host), memory(config, host)];
+    let mut checks = vec![uptime(host), load(config, host), memory(config, host)];
     checks.extend(disks(config, host));
     checks.push(kernel(host));
     if config.clock_sync {
@@ -103,7 +96,11 @@ fn human_duration(seconds: f64) -> String {
     }
 }
 
-fn load(host: &Host) -> Check {
+/// Load per CPU against `config.load`, counting the lower of the 1- and
+/// 5-minute averages: sustained and still there. A host that was busy
+/// booting (high 5-minute, low 1-minute) or is in a short spike (the
+/// reverse) is fine.
+fn load(config: &AgentConfig, host: &Host) -> Check {
     let averages = read_trimmed(&host.proc.join("loadavg")).and_then(|text| {
         let fields: Vec<f64> = text
             .split_ascii_whitespace()
@@ -118,9 +115,9 @@ fn load(host: &Host) -> Check {
     };
     let cpus = cpu_count(host).unwrap_or(1).max(1);
     let per_cpu = one.min(five) / f64::from(cpus);
-    let status = if per_cpu >= LOAD_FAIL_PER_CPU {
+    let status = if per_cpu >= config.load.fail_per_cpu {
         Status::Fail
-    } else if per_cpu >= LOAD_WARN_PER_CPU {
+    } else if per_cpu >= config.load.warn_per_cpu {
         Status::Warn
     } else {
         Status::Ok

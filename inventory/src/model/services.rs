@@ -133,6 +133,14 @@ pub struct AgentChecks {
     #[serde(default = "default_disk_fail")]
     #[schemars(range(min = 1, max = 100))]
     pub disk_fail_percent: u8,
+    /// Load per CPU (the lower of the 1- and 5-minute averages) that turns a node degraded.
+    #[serde(default = "default_load_warn")]
+    #[schemars(range(min = 1))]
+    pub load_warn_per_cpu: u8,
+    /// Load per CPU that turns a node failing.
+    #[serde(default = "default_load_fail")]
+    #[schemars(range(min = 1))]
+    pub load_fail_per_cpu: u8,
     /// Whether agents check that the clock is synchronized to NTP (turn it
     /// off where nodes reach no time server, like kiln's lab).
     #[serde(default = "default_clock_sync")]
@@ -159,6 +167,14 @@ fn default_clock_sync() -> bool {
     true
 }
 
+fn default_load_warn() -> u8 {
+    2
+}
+
+fn default_load_fail() -> u8 {
+    4
+}
+
 fn default_disk_warn() -> u8 {
     80
 }
@@ -173,6 +189,8 @@ impl Default for AgentChecks {
             units: default_units(),
             disk_warn_percent: default_disk_warn(),
             disk_fail_percent: default_disk_fail(),
+            load_warn_per_cpu: default_load_warn(),
+            load_fail_per_cpu: default_load_fail(),
             clock_sync: default_clock_sync(),
             endpoints: Vec::new(),
             mounts: Vec::new(),

@@ -8,7 +8,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kiln_agent::config::{AgentConfig, CollectorConfig, CommandCheck, Endpoint, Thresholds};
+use kiln_agent::config::{
+    AgentConfig, CollectorConfig, CommandCheck, Endpoint, LoadThresholds, Thresholds,
+};
 use kiln_inventory::Inventory;
 use kiln_inventory::model::Agent;
 use secrecy::SecretString;
@@ -96,6 +98,10 @@ pub fn agent_config(
         memory: Thresholds {
             warn_percent: 90,
             fail_percent: 98,
+        },
+        load: LoadThresholds {
+            warn_per_cpu: f64::from(checks.load_warn_per_cpu),
+            fail_per_cpu: f64::from(checks.load_fail_per_cpu),
         },
         clock_sync: agent.checks.clock_sync,
         commands: checks
