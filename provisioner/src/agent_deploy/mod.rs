@@ -259,7 +259,7 @@ impl Remote<'_> {
     /// `enable` would do a second one without `--no-reload`.
     async fn restart(&self, reload: bool) -> Result<(), DeployError> {
         // The first state check rides along with the restart.
-        let reload = format!(
+        let line = format!(
             "{}systemctl enable --no-reload {UNIT_NAME} && systemctl restart {UNIT_NAME} \
              && {{ systemctl is-active {UNIT_NAME} || true; }}",
             if reload {
@@ -270,7 +270,7 @@ impl Remote<'_> {
         );
         let mut state = self
             .session
-            .run(self.privilege, &reload)
+            .run(self.privilege, &line)
             .await?
             .stdout_text()
             .trim()
