@@ -289,16 +289,7 @@ fn view(identity: NodeIdentity, stored: Option<&StoredReport>, now_ms: u64) -> N
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn token(node: &str, token_id: i64) -> VerifiedToken {
-        VerifiedToken {
-            identity: NodeIdentity {
-                cluster: "home".into(),
-                node: node.into(),
-            },
-            token_id,
-        }
-    }
+    use crate::collector::tokens::test_token as token;
 
     #[test]
     fn the_bucket_empties_and_refills_with_time() {

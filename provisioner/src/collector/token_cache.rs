@@ -46,17 +46,7 @@ impl TokenCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::collector::tokens::NodeIdentity;
-
-    fn verified(node: &str, token_id: i64) -> VerifiedToken {
-        VerifiedToken {
-            identity: NodeIdentity {
-                cluster: "home".into(),
-                node: node.into(),
-            },
-            token_id,
-        }
-    }
+    use crate::collector::tokens::test_token as verified;
 
     #[test]
     fn forgotten_and_no_longer_current_tokens_leave_the_cache() {

@@ -37,6 +37,18 @@ pub struct VerifiedToken {
     pub token_id: i64,
 }
 
+/// Node `node` of cluster `home` holding token `token_id` (unit tests).
+#[cfg(test)]
+pub(crate) fn test_token(node: &str, token_id: i64) -> VerifiedToken {
+    VerifiedToken {
+        identity: NodeIdentity {
+            cluster: "home".into(),
+            node: node.into(),
+        },
+        token_id,
+    }
+}
+
 /// A token's SHA-256: what the registry keeps and looks tokens up by.
 /// Not secret: it cannot be turned back into the token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
