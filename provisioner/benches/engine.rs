@@ -48,9 +48,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use kiln::engine::{Context, Event, EventSink, RunLabel, RunOutcome, Timeouts, execute, observe};
 use kiln::plan::{ObservedConfig, ObservedVm, PlanOptions, desired_vms, destroy_plan, plan};
-use kiln::proxmox::{Auth, ClientConfig, LimitsConfig, ProxmoxClient, RetryPolicy};
 use kiln_inventory::Inventory;
 use kiln_lab::{FaultConfig, LabConfig, RunningLab};
+use kiln_proxmox::{Auth, ClientConfig, LimitsConfig, ProxmoxClient, RetryPolicy};
 use tokio::sync::watch;
 
 /// How much faster than the latency model the bench runs.

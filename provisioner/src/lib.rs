@@ -4,13 +4,10 @@
 //! does lives in these modules. See `docs/architecture.md` for the map.
 
 pub mod agent_deploy;
-pub mod collector;
 pub mod drill;
 pub mod engine;
 pub mod journal;
 pub mod nightly;
 pub mod plan;
-pub mod proxmox;
 pub mod secrets;
-pub mod ssh;
 pub mod templates;

@@ -9,6 +9,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // helpers are test code too
 
+#[path = "../../clients/ssh/tests/ssh_common/mod.rs"]
 mod ssh_common;
 
 use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
@@ -18,8 +19,8 @@ use std::process::Command;
 use kiln::agent_deploy::{
     AgentBundle, DeployError, DeployInput, DeployOutcome, GlibcProblem, Installed, deploy,
 };
-use kiln::ssh::{Privilege, Session};
 use kiln_agent::config::AgentConfig;
+use kiln_ssh::{Privilege, Session};
 use secrecy::SecretString;
 use sha2::{Digest, Sha256};
 use ssh_common::login::Fixture as Login;

@@ -2,6 +2,7 @@
 //! schema). Passes against the emulator; the qemu backend proves the same
 //! on real guests.
 
+#[path = "../../clients/proxmox/tests/proxmox_common/mod.rs"]
 mod proxmox_common;
 mod sim_inventory;
 
@@ -237,7 +238,7 @@ async fn destroy_removes_only_this_clusters_vms_and_asks_first() {
     let inventory = fixture.inventory("lab.yaml", identity);
     assert_eq!(fixture.kiln(&inventory, &["apply"]).await.code, Some(0));
     let client = proxmox_common::client(&fixture.lab);
-    let foreign = kiln::proxmox::CloneOptions {
+    let foreign = kiln_proxmox::CloneOptions {
         name: Some("router".into()),
         ..Default::default()
     };
@@ -408,7 +409,7 @@ async fn node_add_remove_and_replace_touch_only_that_node() {
 async fn apply_refuses_a_foreign_vm_named_like_a_node_and_leaves_it_alone() {
     let fixture = Fixture::new().await;
     let client = proxmox_common::client(&fixture.lab);
-    let options = kiln::proxmox::CloneOptions {
+    let options = kiln_proxmox::CloneOptions {
         name: Some("lab1".into()),
         ..Default::default()
     };

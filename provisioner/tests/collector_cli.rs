@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+#[path = "../../collector/tests/collector_common/mod.rs"]
 mod collector_common;
 
 use std::io::{BufRead, BufReader};

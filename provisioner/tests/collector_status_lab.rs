@@ -4,7 +4,9 @@
 
 #![allow(clippy::unwrap_used)]
 
+#[path = "../../collector/tests/collector_common/mod.rs"]
 mod collector_common;
+#[path = "../../clients/proxmox/tests/proxmox_common/mod.rs"]
 mod proxmox_common;
 mod sim_inventory;
 

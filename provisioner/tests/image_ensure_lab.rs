@@ -4,16 +4,17 @@
 //! catalog image (the lab records the download-url request, it fetches
 //! nothing). Passes against the emulator; the sim backend boots nothing.
 
+#[path = "../../clients/proxmox/tests/proxmox_common/mod.rs"]
 mod proxmox_common;
 mod sim_inventory;
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use kiln::proxmox::{CreateVm, NetDevice, NewDisk};
 use kiln::templates::{TEMPLATE_TAG, TemplateMarker};
 use kiln_images::{BUILDER_VERSION, Cache, CachedImage, Recipe};
 use kiln_lab::{LabConfig, LoggedRequest, RunningLab};
+use kiln_proxmox::{CreateVm, NetDevice, NewDisk};
 use sha2::{Digest, Sha256};
 use sim_inventory::cli::{self, Run};
 

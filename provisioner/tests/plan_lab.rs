@@ -2,6 +2,7 @@
 //! schema): what it reads, what it prints, how it exits. Passes against the
 //! emulator only; the real-guest tier comes with the qemu backend.
 
+#[path = "../../clients/proxmox/tests/proxmox_common/mod.rs"]
 mod proxmox_common;
 mod sim_inventory;
 
@@ -9,8 +10,8 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use kiln::plan::{DesiredVm, Marker, Stage, desired_vms};
-use kiln::proxmox::{CloneOptions, IpConfig, ProxmoxClient, VmConfigUpdate};
 use kiln_lab::{LabConfig, RunningLab};
+use kiln_proxmox::{CloneOptions, IpConfig, ProxmoxClient, VmConfigUpdate};
 use proxmox_common::{client, start_lab};
 use sim_inventory::cli::{self, Run};
 

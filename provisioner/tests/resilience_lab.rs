@@ -2,6 +2,7 @@
 //! emulator held to the official schema; these pass against the emulator).
 //! Seeds come from `KILN_TEST_SEED` or the clock and are printed on failure.
 
+#[path = "../../clients/proxmox/tests/proxmox_common/mod.rs"]
 mod proxmox_common;
 mod sim_inventory;
 
@@ -201,7 +202,7 @@ async fn destroy_all(lab: &RunningLab) {
             .run(|| client.stop(&vm.node, vm.vmid))
             .await
             .expect("stop");
-        let options = kiln::proxmox::DeleteOptions {
+        let options = kiln_proxmox::DeleteOptions {
             purge: true,
             destroy_unreferenced_disks: true,
         };
@@ -213,7 +214,7 @@ async fn destroy_all(lab: &RunningLab) {
 }
 
 /// Every guest's config, to show what a failed round left behind.
-async fn vm_configs(lab: &RunningLab) -> Vec<(u32, kiln::proxmox::VmConfig)> {
+async fn vm_configs(lab: &RunningLab) -> Vec<(u32, kiln_proxmox::VmConfig)> {
     let client = client(lab);
     let mut configs = Vec::new();
     for vm in client

@@ -8,15 +8,17 @@
 // Test helpers set up fixtures: a failed setup should stop the test.
 #![allow(clippy::unwrap_used)]
 
+#[path = "../../clients/proxmox/tests/proxmox_common/mod.rs"]
 mod proxmox_common;
 mod secrets_bao;
 mod sim_inventory;
 
 use std::path::{Path, PathBuf};
 
-use kiln::secrets::file::single_value;
-use kiln::secrets::{Cas, ClusterSecrets, Dirs, FileStore, SecretStore};
+use kiln::secrets::ClusterSecrets;
 use kiln_lab::{LabConfig, RunningLab};
+use kiln_secrets::file::single_value;
+use kiln_secrets::{Cas, Dirs, FileStore, SecretStore};
 use reqwest::Method;
 use secrecy::ExposeSecret;
 use secrets_bao::Bao;

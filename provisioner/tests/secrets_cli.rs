@@ -9,7 +9,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use kiln::secrets::{Dirs, FileStore, LockRequest, SecretStore};
+use kiln_secrets::{Dirs, FileStore, LockRequest, SecretStore};
 
 const CANARY: &str = "canary-5e1d-never-printed";
 

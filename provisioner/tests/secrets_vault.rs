@@ -7,10 +7,11 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime};
 
-use kiln::secrets::lock::Holder;
-use kiln::secrets::vault::Credentials;
-use kiln::secrets::{
-    Cas, ClusterSecrets, Data, Dirs, FileStore, LockError, LockRequest, SecretStore, SecretsError,
+use kiln::secrets::ClusterSecrets;
+use kiln_secrets::lock::Holder;
+use kiln_secrets::vault::Credentials;
+use kiln_secrets::{
+    Cas, Data, Dirs, FileStore, LockError, LockRequest, SecretStore, SecretsError,
     file::single_value,
 };
 use reqwest::Method;
@@ -135,7 +136,7 @@ async fn approle_login_with_the_least_privilege_policy() {
     assert_eq!(store.client().counters().1, 1, "one login");
 
     // The policy confines kiln to its cluster's folder.
-    let other = kiln::secrets::VaultStore::new(
+    let other = kiln_secrets::VaultStore::new(
         bao.settings(Credentials::AppRole {
             mount: "approle".to_owned(),
             role_id: role_id.clone().into(),
@@ -393,14 +394,14 @@ async fn a_lock_dropped_without_release_expires_and_is_taken_over() {
 #[ignore = "helper process for two_processes_contend_for_the_lock"]
 async fn lock_holder_process() {
     let address = std::env::var("KILN_TEST_BAO_ADDR").expect("started by the contention test");
-    let settings = kiln::secrets::vault::VaultSettings {
+    let settings = kiln_secrets::vault::VaultSettings {
         address,
         namespace: None,
         mount: "secret".to_owned(),
-        trust: kiln::secrets::vault::TlsTrust::PlainLoopback,
+        trust: kiln_secrets::vault::TlsTrust::PlainLoopback,
         credentials: token(ROOT_TOKEN),
     };
-    let store = kiln::secrets::VaultStore::new(settings, "home").unwrap();
+    let store = kiln_secrets::VaultStore::new(settings, "home").unwrap();
     let lock = store
         .lock(LockRequest::new("home", "kiln apply"))
         .await

@@ -7,10 +7,11 @@
 
 mod secrets_bao;
 
-use kiln::secrets::file::single_value;
-use kiln::secrets::vault::setup::{MountState, ensure_kv2_mount};
-use kiln::secrets::vault::{Credentials, TlsTrust, VaultClient, VaultSettings};
-use kiln::secrets::{Cas, ClusterSecrets, Data, Dirs, FileStore, SecretStore, VaultStore};
+use kiln::secrets::ClusterSecrets;
+use kiln_secrets::file::single_value;
+use kiln_secrets::vault::setup::{MountState, ensure_kv2_mount};
+use kiln_secrets::vault::{Credentials, TlsTrust, VaultClient, VaultSettings};
+use kiln_secrets::{Cas, Data, Dirs, FileStore, SecretStore, VaultStore};
 use reqwest::Method;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;

@@ -62,17 +62,10 @@ fn main() -> ExitCode {
 /// Every benchmark: the engine's and the collector's, the agent's cycle
 /// cost, then three real guests from clone to SSH-ready on the qemu lab.
 fn bench() -> anyhow::Result<()> {
+    command::run("cargo", &["bench", "-p", "kiln", "--bench", "engine"], &[])?;
     command::run(
         "cargo",
-        &[
-            "bench",
-            "-p",
-            "kiln",
-            "--bench",
-            "engine",
-            "--bench",
-            "collector",
-        ],
+        &["bench", "-p", "kiln-collector", "--bench", "collector"],
         &[],
     )?;
     command::run(

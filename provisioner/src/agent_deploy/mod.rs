@@ -19,7 +19,7 @@ pub use bundle::{AgentBundle, BINARY_ENV, BundleError};
 pub use glibc::{GlibcProblem, GlibcVersion, check as check_glibc};
 pub use layout::{BINARY_PATH, Installed, Layout, MANIFEST_PATH, UNIT_NAME, UNIT_PATH};
 
-use crate::ssh::{Privilege, Session, SshError, UploadFile, UploadSource, shell_line};
+use kiln_ssh::{Privilege, Session, SshError, UploadFile, UploadSource, shell_line};
 
 /// What to install besides the binary.
 #[derive(Debug, Clone)]

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use clap::{Args, Subcommand};
-use kiln::collector::{TokenRegistry, default_db_path};
+use kiln_collector::{TokenRegistry, default_db_path};
 use secrecy::ExposeSecret;
 
 use kiln::plan::{PlanOptions, plan};

@@ -10,10 +10,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context as _, bail};
 use clap::Args;
-use kiln::collector::NodeState;
 use kiln::drill::{DrillReport, ReportPhase, Scenario, Target, TimelineEntry, targets};
 use kiln::engine::{CollectorLink, Expired, Look, Pause, Timeline, poll_until};
 use kiln::plan::{PlanOptions, desired_vms, destroy_plan, plan};
+use kiln_collector::NodeState;
 
 use super::session::Session;
 use super::{Exit, GlobalArgs, OutputFormat, load};

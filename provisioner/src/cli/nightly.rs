@@ -12,8 +12,9 @@ use clap::Args;
 use kiln::engine::Timeline;
 use kiln::nightly::{NightlyCase, NightlySummary, junit_xml};
 use kiln::plan::{PlanOptions, desired_vms, destroy_plan, plan};
-use kiln::secrets::{ClusterSecrets, Dirs};
+use kiln::secrets::ClusterSecrets;
 use kiln_inventory::values::{EnvOr, Fingerprint};
+use kiln_secrets::Dirs;
 
 use super::session::{PhaseResult, Session};
 use super::{Exit, GlobalArgs, OutputFormat, load};

@@ -6,7 +6,8 @@ use anyhow::Context;
 use clap::Args;
 use kiln::engine::{observe, proxmox_client};
 use kiln::plan::{PlanOptions, plan};
-use kiln::secrets::{ClusterSecrets, Dirs};
+use kiln::secrets::ClusterSecrets;
+use kiln_secrets::Dirs;
 
 use super::{Exit, GlobalArgs, OutputFormat, load};
 use crate::ui::plan_view;

@@ -2,7 +2,7 @@
 
 use clap::{Args, Subcommand};
 use kiln::journal::History;
-use kiln::secrets::Dirs;
+use kiln_secrets::Dirs;
 
 use super::{Exit, GlobalArgs, OutputFormat};
 use crate::ui::runs_view;

@@ -5,13 +5,12 @@ use std::io::{BufRead, IsTerminal, Read, Write};
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
-use kiln::secrets::generated::{self, Generated};
-use kiln::secrets::vault::setup::{MountState, ensure_kv2_mount, policy_hcl};
-use kiln::secrets::{
-    Cas, ClusterSecrets, Dirs, LockError, LockRequest, SecretStore, Store, file::single_value,
-};
+use kiln::secrets::{ClusterSecrets, cluster_names};
 use kiln_inventory::Inventory;
 use kiln_inventory::values::SecretRef;
+use kiln_secrets::generated::{self, Generated};
+use kiln_secrets::vault::setup::{MountState, ensure_kv2_mount, policy_hcl};
+use kiln_secrets::{Cas, Dirs, LockError, LockRequest, SecretStore, Store, file::single_value};
 use secrecy::SecretString;
 use serde_json::json;
 use zeroize::Zeroizing;
@@ -161,7 +160,7 @@ async fn rotate(
             stale.run_id, stale.user, stale.host, stale.renewed
         );
     }
-    let rotated = generated::rotate(store, inventory, name).await;
+    let rotated = generated::rotate(store, &cluster_names(inventory), name).await;
     let released = lock.release().await;
     let version = rotated?;
     released?;

@@ -8,12 +8,13 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use kiln::collector::{
+use kiln::secrets::ClusterSecrets;
+use kiln_collector::{
     Collector, CollectorConfig, CollectorError, CollectorIdentity, Retention, default_db_path,
 };
-use kiln::secrets::generated::COLLECTOR_TLS_ENTRY;
-use kiln::secrets::{ClusterSecrets, Dirs};
 use kiln_inventory::Inventory;
+use kiln_secrets::Dirs;
+use kiln_secrets::generated::COLLECTOR_TLS_ENTRY;
 use serde_json::json;
 
 use super::{Exit, GlobalArgs, OutputFormat, load};

@@ -8,19 +8,20 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use kiln::agent_deploy::AgentBundle;
-use kiln::collector::{DB_FILE, TokenRegistry, collector_dir};
 use kiln::engine::{
     AgentRollout, CollectorLink, Context, EventSink, Fanout, HostAccess, RunLabel, RunOutcome,
     Timeouts, execute, observe, proxmox_client,
 };
 use kiln::journal::Journal;
 use kiln::plan::{Action, ObservedVm, Plan, PlanError, ownership_tag};
-use kiln::proxmox::ProxmoxClient;
-use kiln::secrets::generated::agent_tokens;
-use kiln::secrets::{ClusterSecrets, Dirs, LockError, LockRequest, RunLock, SecretStore};
-use kiln::ssh::{HostKeyPolicy, KeySource};
+use kiln::secrets::ClusterSecrets;
 use kiln_cloud_init::SshPublicKey;
+use kiln_collector::{DB_FILE, TokenRegistry, collector_dir};
 use kiln_inventory::Inventory;
+use kiln_proxmox::ProxmoxClient;
+use kiln_secrets::generated::agent_tokens;
+use kiln_secrets::{Dirs, LockError, LockRequest, RunLock, SecretStore};
+use kiln_ssh::{HostKeyPolicy, KeySource};
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
@@ -177,7 +178,7 @@ impl<'a> Session<'a> {
             for node in &nodes {
                 registry.revoke(&cluster, node)?;
             }
-            Ok::<_, kiln::collector::CollectorError>(())
+            Ok::<_, kiln_collector::CollectorError>(())
         })
         .await??;
         Ok(())
@@ -316,9 +317,9 @@ impl<'a> Session<'a> {
                 let access = HostAccess {
                     user: ssh.user.clone(),
                     port: ssh.port,
-                    key: KeySource::from(&pair),
+                    key: KeySource::Secret(pair.private_key.clone()),
                     policy: HostKeyPolicy::for_cluster(&self.dirs.state, cluster),
-                    timeouts: kiln::ssh::Timeouts::default(),
+                    timeouts: kiln_ssh::Timeouts::default(),
                 };
                 (
                     vec![pair.public_key.parse::<SshPublicKey>()?],
@@ -352,11 +353,14 @@ impl<'a> Session<'a> {
             .collector()
             .await?
             .context("the inventory has no `agent` section")?;
-        let tokens = agent_tokens(self.secrets.store(), &self.inventory)
-            .await?
-            .into_iter()
-            .map(|(node, token)| (node, token.token))
-            .collect();
+        let tokens = agent_tokens(
+            self.secrets.store(),
+            self.inventory.nodes.iter().map(|node| node.name.as_str()),
+        )
+        .await?
+        .into_iter()
+        .map(|(node, token)| (node, token.token))
+        .collect();
         Ok(AgentRollout {
             bundle,
             collector,

@@ -7,11 +7,12 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use kiln::collector::{NodeView, fetch_nodes, page};
 use kiln::engine::{observe, proxmox_client};
-use kiln::secrets::{ClusterSecrets, Dirs};
+use kiln::secrets::ClusterSecrets;
 use kiln_agent::report::Status;
+use kiln_collector::{NodeView, fetch_nodes, page};
 use kiln_inventory::Inventory;
+use kiln_secrets::Dirs;
 use serde::Serialize;
 
 use super::{Exit, GlobalArgs, OutputFormat, load};

@@ -5,8 +5,9 @@ use kiln_inventory::Inventory;
 use kiln_inventory::values::{EnvOr, Fingerprint};
 use secrecy::ExposeSecret;
 
-use crate::proxmox::{Auth, ClientConfig, LimitsConfig, ProxmoxClient};
-use crate::secrets::{ClusterSecrets, SecretsError};
+use crate::secrets::ClusterSecrets;
+use kiln_proxmox::{Auth, ClientConfig, LimitsConfig, ProxmoxClient};
+use kiln_secrets::SecretsError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
@@ -17,11 +18,11 @@ pub enum ConnectError {
     #[error(transparent)]
     Secret(#[from] SecretsError),
     #[error("Proxmox client: {0}")]
-    Client(Box<crate::proxmox::Error>),
+    Client(Box<kiln_proxmox::Error>),
 }
 
-impl From<crate::proxmox::Error> for ConnectError {
-    fn from(error: crate::proxmox::Error) -> Self {
+impl From<kiln_proxmox::Error> for ConnectError {
+    fn from(error: kiln_proxmox::Error) -> Self {
         Self::Client(Box::new(error))
     }
 }

@@ -10,8 +10,8 @@ use uuid::Uuid;
 
 use super::host::HostAccess;
 use super::rollout::AgentRollout;
-use crate::proxmox::ProxmoxClient;
-use crate::ssh::Session;
+use kiln_proxmox::ProxmoxClient;
+use kiln_ssh::Session;
 
 /// How long each kind of step may take before it fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use kiln_tls::Trust;
 
-use crate::collector::{CollectorError, NodeState, NodeView, fetch_nodes};
+use kiln_collector::{CollectorError, NodeState, NodeView, fetch_nodes};
 
 /// How long one read of the node listing may take.
 const READ_TIMEOUT: Duration = Duration::from_secs(10);

@@ -11,7 +11,7 @@ use ssh_key::PublicKey;
 use super::context::{Context, NodeSlot};
 use super::poll::{Expired, Look, Pause, poll_until};
 use crate::plan::DesiredVm;
-use crate::ssh::{self, HostKeyPolicy, KeySource, SshTarget};
+use kiln_ssh::{HostKeyPolicy, KeySource, SshTarget};
 
 /// The file the guest agent reads to learn a node's host key; cloud-init
 /// writes it when it generates the host keys on first boot.
@@ -23,7 +23,7 @@ pub struct HostAccess {
     pub port: u16,
     pub key: KeySource,
     pub policy: HostKeyPolicy,
-    pub timeouts: ssh::Timeouts,
+    pub timeouts: kiln_ssh::Timeouts,
 }
 
 impl HostAccess {
@@ -57,7 +57,7 @@ pub async fn wait_for_ssh(
         .pin(&wanted.address(), access.port, &key)
         .map_err(|error| format!("node `{}`: {error}", wanted.node))?;
     let left = patience.saturating_sub(started.elapsed());
-    let session = ssh::wait_for_ssh(
+    let session = kiln_ssh::wait_for_ssh(
         &access.target(&wanted),
         &access.key,
         &access.policy,

@@ -12,7 +12,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::plan::{Marker, ObservedConfig, ObservedVm, ownership_tag};
-use crate::proxmox::{ProxmoxClient, VmConfig, VmResource};
+use kiln_proxmox::{ProxmoxClient, VmConfig, VmResource};
 
 /// How many config reads run at once: enough that a large cluster is not
 /// read one VM after another, few enough not to crowd pveproxy's workers.
@@ -21,7 +21,7 @@ const CONFIG_READS: usize = 8;
 pub async fn observe(
     client: &ProxmoxClient,
     inventory: &Inventory,
-) -> Result<Vec<ObservedVm>, crate::proxmox::Error> {
+) -> Result<Vec<ObservedVm>, kiln_proxmox::Error> {
     let tag = ownership_tag(inventory.cluster.name.as_str());
     let node_names: BTreeSet<&str> = inventory
         .nodes
@@ -65,7 +65,7 @@ pub async fn observe(
 async fn read_configs(
     client: &ProxmoxClient,
     to_read: Vec<(usize, String, u32)>,
-) -> Result<Vec<(usize, ObservedConfig)>, crate::proxmox::Error> {
+) -> Result<Vec<(usize, ObservedConfig)>, kiln_proxmox::Error> {
     let slots = Arc::new(Semaphore::new(CONFIG_READS));
     let mut reads = JoinSet::new();
     for (index, node, vmid) in to_read {
@@ -73,7 +73,7 @@ async fn read_configs(
         reads.spawn(async move {
             let _slot = slots.acquire_owned().await;
             let config = client.vm_config(&node, vmid).await?;
-            Ok::<_, crate::proxmox::Error>((index, observed_config(&config)))
+            Ok::<_, kiln_proxmox::Error>((index, observed_config(&config)))
         });
     }
     let mut configs = Vec::new();
@@ -198,7 +198,8 @@ mod tests {
 
     #[test]
     fn the_real_pve_config_fixture_reads_cleanly() {
-        let text = include_str!("../../fixtures/proxmox/pve62_qemu_config_cloudinit.json");
+        let text =
+            include_str!("../../../clients/proxmox/fixtures/pve62_qemu_config_cloudinit.json");
         let body: serde_json::Value = serde_json::from_str(text).expect("fixture");
         let config: VmConfig = serde_json::from_value(body["data"].clone()).expect("config");
         let observed = observed_config(&config);

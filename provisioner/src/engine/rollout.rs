@@ -19,9 +19,8 @@ use super::context::{Context, NodeSlot};
 use super::health::{CollectorLink, describe};
 use super::poll::{Expired, Look, Pause, poll_until};
 use crate::agent_deploy::{AgentBundle, DeployInput, deploy};
-use crate::collector::{NodeState, TokenRegistry};
 use crate::plan::DesiredVm;
-use crate::ssh;
+use kiln_collector::{NodeState, TokenRegistry};
 
 /// Where the agent reads its token on a host.
 const TOKEN_FILE: &str = "/etc/kiln-agent/token";
@@ -155,7 +154,7 @@ pub async fn deploy_agent(
     let input = DeployInput::new(config, token, agents.unit.clone());
     let session = match slot.take_session() {
         Some(session) => session,
-        None => ssh::wait_for_ssh(
+        None => kiln_ssh::wait_for_ssh(
             &hosts.target(&wanted),
             &hosts.key,
             &hosts.policy,

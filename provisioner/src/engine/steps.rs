@@ -8,7 +8,7 @@ use kiln_cloud_init::{CloudConfig, Generation, ProxmoxConfig, RenderInput};
 
 use super::context::{Context, NodeSlot};
 use crate::plan::{DesiredVm, KILN_TAG, Marker, Stage, ownership_tag};
-use crate::proxmox::{
+use kiln_proxmox::{
     AddressFamily, AgentOption, CloneOptions, DeleteOptions, NetDevice, VmConfigUpdate,
 };
 

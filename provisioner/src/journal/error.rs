@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::ErrorCode;
 use uuid::Uuid;
 
-use crate::secrets::SecretsError;
+use kiln_secrets::SecretsError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {

@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::error::JournalError;
 use super::record::{RunDetail, RunStatus, RunSummary, StepRecord, StepStatus};
 use super::schema::{self, FILE_NAME};
-use crate::secrets::Dirs;
+use kiln_secrets::Dirs;
 
 /// A short id has at least this many characters, like git's.
 const SHORT_ID_MIN: usize = 8;

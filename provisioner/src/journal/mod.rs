@@ -34,7 +34,7 @@ pub use record::{NodeTimeline, RunDetail, RunStatus, RunSummary, StepRecord, Ste
 pub use schema::FILE_NAME;
 
 use crate::engine::{Event, EventSink};
-use crate::secrets::Dirs;
+use kiln_secrets::Dirs;
 use writer::Message;
 
 /// The journal, open for recording. Share it as `Arc<Journal>` (or

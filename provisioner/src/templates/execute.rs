@@ -19,7 +19,7 @@ use super::marker::TemplateMarker;
 use super::plan::{TEMPLATE_TAG, TemplateAction, TemplatePlan, TemplatePlanItem};
 use crate::engine::{EventSink, Graph, GraphReport, RunLabel, Step, StepId, run_framed};
 use crate::plan::{KILN_TAG, ownership_tag};
-use crate::proxmox::{
+use kiln_proxmox::{
     AgentOption, CreateVm, DeleteOptions, DownloadUrl, ImportContent, NetDevice, NewDisk,
     ProxmoxClient, StorageContent, Upload, UploadSource,
 };

@@ -13,7 +13,7 @@ use kiln_inventory::Inventory;
 use kiln_inventory::model::Image;
 use sha2::{Digest, Sha256};
 
-use crate::proxmox::Checksum;
+use kiln_proxmox::Checksum;
 
 /// How long fetching a published checksum file may take.
 const SUMS_TIMEOUT: Duration = Duration::from_secs(60);

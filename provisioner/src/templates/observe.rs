@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use super::marker::TemplateMarker;
 use super::plan::{DesiredTemplate, ObservedTemplate};
 use crate::plan::ownership_tag;
-use crate::proxmox::{ProxmoxClient, VmResource};
+use kiln_proxmox::{ProxmoxClient, VmResource};
 
 /// The VMs on the desired templates' VMIDs, once none of them holds a lock
 /// (an interrupted run's create or convert task ends on its own), or as
@@ -18,7 +18,7 @@ pub async fn observe_templates(
     cluster: &str,
     desired: &[DesiredTemplate],
     lock_wait: Duration,
-) -> Result<Vec<ObservedTemplate>, crate::proxmox::Error> {
+) -> Result<Vec<ObservedTemplate>, kiln_proxmox::Error> {
     let deadline = Instant::now() + lock_wait;
     loop {
         let observed = observe_once(client, cluster, desired).await?;
@@ -42,7 +42,7 @@ async fn observe_once(
     client: &ProxmoxClient,
     cluster: &str,
     desired: &[DesiredTemplate],
-) -> Result<Vec<ObservedTemplate>, crate::proxmox::Error> {
+) -> Result<Vec<ObservedTemplate>, kiln_proxmox::Error> {
     let tag = ownership_tag(cluster);
     let vmids: BTreeSet<u32> = desired.iter().map(|wanted| wanted.vmid).collect();
     let mut observed = Vec::new();

@@ -239,8 +239,8 @@ pub fn plan_templates(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proxmox::Checksum;
     use crate::templates::image::ImageOrigin;
+    use kiln_proxmox::Checksum;
 
     fn desired(vmid: u32, pve_node: &str) -> DesiredTemplate {
         DesiredTemplate {

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use kiln::secrets::vault::{Credentials, TlsTrust, VaultClient, VaultSettings, VaultStore};
+use kiln_secrets::vault::{Credentials, TlsTrust, VaultClient, VaultSettings, VaultStore};
 use reqwest::Method;
 use secrecy::SecretString;
 use serde_json::{Value, json};
@@ -169,7 +169,7 @@ impl Bao {
 
     /// Installs kiln's least-privilege policy for cluster `home` as `kiln`.
     pub async fn kiln_policy(&self) {
-        let policy = kiln::secrets::vault::setup::policy_hcl("secret", "home", &[]);
+        let policy = kiln_secrets::vault::setup::policy_hcl("secret", "home", &[]);
         self.admin(
             Method::PUT,
             "sys/policies/acl/kiln",

@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::*;
 use crate::engine::EventSink;
 use crate::journal::{FILE_NAME, History, JournalError, RunStatus, StepRecord, StepStatus, schema};
-use crate::secrets::Dirs;
+use kiln_secrets::Dirs;
 
 #[test]
 fn a_new_journal_is_migrated_private_and_in_wal_mode() {
