@@ -13,13 +13,13 @@ fn main() -> ExitCode {
     let args = cli::Cli::parse();
     if let Err(error) = ui::logging::init(&args.global) {
         eprintln!("kiln: {error:#}");
-        return cli::Exit::Failure.into();
+        return cli::global::Exit::Failure.into();
     }
     match cli::run(args) {
         Ok(exit) => exit.into(),
         Err(error) => {
             eprintln!("kiln: {error:#}");
-            cli::Exit::Failure.into()
+            cli::global::Exit::Failure.into()
         }
     }
 }

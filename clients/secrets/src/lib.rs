@@ -12,6 +12,7 @@
 //! are read, and every type here that can reach a credential has a Debug
 //! output without it.
 
+mod backend;
 pub mod error;
 pub mod file;
 pub mod generated;
@@ -20,10 +21,11 @@ mod paths;
 mod store;
 pub mod vault;
 
+pub use backend::Store;
 pub use error::SecretsError;
 pub use file::FileStore;
 pub use generated::{ClusterNames, SshKeyPair, cluster_ssh_keypair};
 pub use lock::{Holder, LockError, LockRequest, RunLock};
 pub use paths::Dirs;
-pub use store::{Cas, Data, Entry, EntryMeta, SecretStore, Store, value};
+pub use store::{Cas, Data, Entry, EntryMeta, SecretStore, value};
 pub use vault::{VaultError, VaultStore};

@@ -9,9 +9,7 @@ use secrecy::SecretString;
 use serde::Serialize;
 
 use crate::error::SecretsError;
-use crate::file::FileStore;
 use crate::lock::{LockError, LockRequest, RunLock};
-use crate::vault::VaultStore;
 
 /// The values of one entry, by key. Keys are not secret; values are.
 pub type Data = BTreeMap<String, SecretString>;
@@ -81,49 +79,6 @@ pub trait SecretStore: Send + Sync {
     /// Takes the cluster's run lock, or says who holds it.
     fn lock(&self, request: LockRequest)
     -> impl Future<Output = Result<RunLock, LockError>> + Send;
-}
-
-/// The backend the inventory chose, behind the one interface.
-pub enum Store {
-    File(FileStore),
-    Vault(VaultStore),
-}
-
-impl SecretStore for Store {
-    fn describe(&self) -> String {
-        match self {
-            Self::File(store) => store.describe(),
-            Self::Vault(store) => store.describe(),
-        }
-    }
-
-    async fn read(&self, name: &str) -> Result<Option<Entry>, SecretsError> {
-        match self {
-            Self::File(store) => store.read(name).await,
-            Self::Vault(store) => store.read(name).await,
-        }
-    }
-
-    async fn write(&self, name: &str, data: Data, cas: Cas) -> Result<u64, SecretsError> {
-        match self {
-            Self::File(store) => store.write(name, data, cas).await,
-            Self::Vault(store) => store.write(name, data, cas).await,
-        }
-    }
-
-    async fn list(&self) -> Result<Vec<EntryMeta>, SecretsError> {
-        match self {
-            Self::File(store) => store.list().await,
-            Self::Vault(store) => store.list().await,
-        }
-    }
-
-    async fn lock(&self, request: LockRequest) -> Result<RunLock, LockError> {
-        match self {
-            Self::File(store) => store.lock(request).await,
-            Self::Vault(store) => store.lock(request).await,
-        }
-    }
 }
 
 /// The value of `key` in an entry, or why it is not there.

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::exec::ExitStatus;
+use crate::command::ExitStatus;
 use crate::host_keys::HostKeyError;
 
 #[derive(Debug, thiserror::Error)]

@@ -5,6 +5,7 @@
 
 mod auth;
 mod client;
+mod command;
 mod error;
 mod exec;
 mod host_keys;
@@ -13,7 +14,7 @@ mod upload;
 
 pub use auth::KeySource;
 pub use client::{Session, SshTarget, Timeouts, wait_for_ssh};
+pub use command::{ExecOutput, ExitStatus, NulInArgument, Output, Privilege, shell_line};
 pub use error::SshError;
-pub use exec::{ExecOutput, ExitStatus, NulInArgument, Output, Privilege, shell_line};
 pub use host_keys::{HostKeyError, HostKeyPolicy, HostKeyTrust, fingerprint, user_known_hosts};
 pub use upload::{UploadFile, UploadSource, Uploaded};

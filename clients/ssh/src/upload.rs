@@ -23,8 +23,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::time::timeout;
 
 use crate::client::{Session, TEARDOWN};
+use crate::command::{NulInArgument, Privilege, shell_line};
 use crate::error::SshError;
-use crate::exec::{NulInArgument, Privilege, shell_line};
 
 /// What to upload.
 #[derive(Debug, Clone, Copy)]

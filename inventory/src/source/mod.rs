@@ -2,7 +2,9 @@
 //! they stand in the file, so every error can name its line and column.
 
 mod path;
+mod span;
 mod tree;
 
 pub use path::{Path, PathStep, Segment};
-pub use tree::{Entry, Scalar, Span, YamlNode, parse_tree};
+pub use span::Span;
+pub use tree::{Entry, Scalar, YamlNode, parse_tree};

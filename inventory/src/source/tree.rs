@@ -2,25 +2,9 @@ use std::collections::HashMap;
 
 use serde_saphyr::granit_parser::{Event, Marker, Parser, ScalarStyle};
 
+use super::span::Span;
 use super::{Path, Segment};
 use crate::diagnostic::Diagnostic;
-
-/// A byte range in the source.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub struct Span {
-    pub start: usize,
-    pub end: usize,
-}
-
-impl Span {
-    pub fn len(&self) -> usize {
-        self.end.saturating_sub(self.start)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
 
 /// A scalar as written, before any typing.
 #[derive(Debug, Clone, PartialEq)]

@@ -9,8 +9,9 @@ use secrecy::ExposeSecret;
 
 use kiln::plan::{PlanOptions, plan};
 
+use super::global::{Exit, GlobalArgs};
+use super::load;
 use super::session::Session;
-use super::{Exit, GlobalArgs, load};
 
 #[derive(Debug, Args)]
 pub struct AgentArgs {

@@ -5,8 +5,9 @@ use std::collections::BTreeSet;
 use clap::Args;
 use kiln::plan::{PlanOptions, plan};
 
+use super::global::{Exit, GlobalArgs};
+use super::load;
 use super::session::Session;
-use super::{Exit, GlobalArgs, load};
 
 #[derive(Debug, Args)]
 pub struct ApplyArgs {

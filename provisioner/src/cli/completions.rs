@@ -1,8 +1,7 @@
-use clap::CommandFactory;
+use super::global::Exit;
 
-use super::{Cli, Exit};
-
-pub fn run(shell: clap_complete::Shell) -> anyhow::Result<Exit> {
-    clap_complete::generate(shell, &mut Cli::command(), "kiln", &mut std::io::stdout());
+/// Prints completions for `command` (kiln's whole command line).
+pub fn run(shell: clap_complete::Shell, command: &mut clap::Command) -> anyhow::Result<Exit> {
+    clap_complete::generate(shell, command, "kiln", &mut std::io::stdout());
     Ok(Exit::Success)
 }

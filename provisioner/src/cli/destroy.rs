@@ -3,8 +3,9 @@
 use clap::Args;
 use kiln::plan::destroy_plan;
 
+use super::global::{Exit, GlobalArgs};
+use super::load;
 use super::session::Session;
-use super::{Exit, GlobalArgs, load};
 
 #[derive(Debug, Args)]
 pub struct DestroyArgs {}

@@ -15,8 +15,9 @@ use kiln::engine::{CollectorLink, Expired, Look, Pause, Timeline, poll_until};
 use kiln::plan::{PlanOptions, desired_vms, destroy_plan, plan};
 use kiln_collector::NodeState;
 
+use super::global::{Exit, GlobalArgs, OutputFormat};
+use super::load;
 use super::session::Session;
-use super::{Exit, GlobalArgs, OutputFormat, load};
 
 #[derive(Debug, Args)]
 pub struct DrillArgs {

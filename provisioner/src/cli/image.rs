@@ -16,8 +16,9 @@ use kiln::templates::{
 use kiln_images::{Cache, Recipe, catalog};
 use serde_json::json;
 
+use super::global::{Exit, GlobalArgs, OutputFormat};
+use super::load;
 use super::session::{Session, confirm_destruction, interrupt};
-use super::{Exit, GlobalArgs, OutputFormat, load};
 
 /// How long ensure waits for locks an interrupted run left on templates.
 const LOCK_WAIT: Duration = Duration::from_secs(120);

@@ -8,7 +8,7 @@ use kiln::secrets::ClusterSecrets;
 use kiln_inventory::Inventory;
 use serde_json::json;
 
-use super::{GlobalArgs, OutputFormat};
+use super::global::{GlobalArgs, OutputFormat};
 
 /// The validated inventory, or `None` after printing every error.
 pub fn inventory(global: &GlobalArgs) -> Option<Inventory> {

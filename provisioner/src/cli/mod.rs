@@ -6,6 +6,7 @@ mod apply;
 mod completions;
 mod destroy;
 mod drill;
+pub mod global;
 mod image;
 mod load;
 mod nightly;
@@ -21,10 +22,9 @@ mod session;
 mod status;
 mod validate;
 
-use std::path::PathBuf;
-use std::process::ExitCode;
+use clap::{CommandFactory, Parser, Subcommand};
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use global::{Exit, GlobalArgs};
 
 /// kiln: rebuild a homelab cluster from one inventory file.
 #[derive(Debug, Parser)]
@@ -34,53 +34,6 @@ pub struct Cli {
     pub global: GlobalArgs,
     #[command(subcommand)]
     pub command: Command,
-}
-
-#[derive(Debug, Args)]
-pub struct GlobalArgs {
-    /// The inventory file.
-    #[arg(
-        short,
-        long,
-        global = true,
-        env = "KILN_INVENTORY",
-        default_value = "kiln.yaml"
-    )]
-    pub inventory: PathBuf,
-    /// Output format.
-    #[arg(short, long, global = true, value_enum, default_value_t = OutputFormat::Text)]
-    pub output: OutputFormat,
-    /// How much to log (error, warn, info, debug, trace, or a tracing filter).
-    #[arg(long, global = true, env = "KILN_LOG", default_value = "warn")]
-    pub log_level: String,
-    /// Log line format, on stderr.
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
-    pub log_format: LogFormat,
-    /// Live progress: `auto` shows it on a terminal only.
-    #[arg(long, global = true, value_enum, default_value_t = Progress::Auto)]
-    pub progress: Progress,
-    /// Answer yes to confirmations (destroying VMs, drills).
-    #[arg(long, global = true)]
-    pub yes: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum OutputFormat {
-    Text,
-    Json,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    Text,
-    Json,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Progress {
-    Auto,
-    Always,
-    Never,
 }
 
 #[derive(Debug, Subcommand)]
@@ -125,38 +78,11 @@ pub enum Command {
     },
 }
 
-/// kiln's exit codes, as documented in the README.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Exit {
-    Success,
-    /// A failure, or invalid input.
-    Failure,
-    /// `plan --detailed-exitcode`: changes are pending.
-    ChangesPending,
-    /// Another run holds the cluster's lock.
-    LockHeld,
-    /// Interrupted (Ctrl-C).
-    Interrupted,
-}
-
-impl From<Exit> for ExitCode {
-    fn from(exit: Exit) -> Self {
-        let code: u8 = match exit {
-            Exit::Success => 0,
-            Exit::Failure => 1,
-            Exit::ChangesPending => 2,
-            Exit::LockHeld => 3,
-            Exit::Interrupted => 130,
-        };
-        ExitCode::from(code)
-    }
-}
-
 pub fn run(cli: Cli) -> anyhow::Result<Exit> {
     match cli.command {
         Command::Validate => validate::run(&cli.global),
         Command::Schema => schema::run(),
-        Command::Completions { shell } => completions::run(shell),
+        Command::Completions { shell } => completions::run(shell, &mut Cli::command()),
         Command::Plan(args) => plan::run(&cli.global, &args),
         Command::Apply(args) => apply::run(&cli.global, &args),
         Command::Destroy(args) => destroy::run(&cli.global, &args),

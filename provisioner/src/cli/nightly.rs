@@ -16,8 +16,9 @@ use kiln::secrets::ClusterSecrets;
 use kiln_inventory::values::{EnvOr, Fingerprint};
 use kiln_secrets::Dirs;
 
+use super::global::{Exit, GlobalArgs, OutputFormat};
+use super::load;
 use super::session::{PhaseResult, Session};
-use super::{Exit, GlobalArgs, OutputFormat, load};
 
 #[derive(Debug, Args)]
 pub struct NightlyArgs {

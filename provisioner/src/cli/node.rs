@@ -5,8 +5,9 @@ use std::collections::BTreeSet;
 use clap::{Args, Subcommand};
 use kiln::plan::{PlanOptions, destroy_plan, plan};
 
+use super::global::{Exit, GlobalArgs};
+use super::load;
 use super::session::Session;
-use super::{Exit, GlobalArgs, load};
 
 #[derive(Debug, Args)]
 pub struct NodeArgs {

@@ -9,7 +9,8 @@ use kiln::plan::{PlanOptions, plan};
 use kiln::secrets::ClusterSecrets;
 use kiln_secrets::Dirs;
 
-use super::{Exit, GlobalArgs, OutputFormat, load};
+use super::global::{Exit, GlobalArgs, OutputFormat};
+use super::load;
 use crate::ui::plan_view;
 
 #[derive(Debug, Args)]

@@ -4,8 +4,9 @@
 use clap::Args;
 use kiln::plan::{PlanOptions, destroy_plan, plan};
 
+use super::global::{Exit, GlobalArgs, OutputFormat};
+use super::load;
 use super::session::Session;
-use super::{Exit, GlobalArgs, OutputFormat, load};
 
 #[derive(Debug, Args)]
 pub struct RebuildArgs {}

@@ -10,7 +10,8 @@ use kiln_cloud_init::{Generation, NodeSeed, RenderInput, SshPublicKey};
 use kiln_inventory::values::MacAddr;
 use serde_json::json;
 
-use super::{Exit, GlobalArgs, OutputFormat, load};
+use super::global::{Exit, GlobalArgs, OutputFormat};
+use super::load;
 
 /// The file `--out` writes the Proxmox keys to.
 const PROXMOX_CONFIG: &str = "proxmox-config.json";

@@ -4,7 +4,7 @@ use clap::{Args, Subcommand};
 use kiln::journal::History;
 use kiln_secrets::Dirs;
 
-use super::{Exit, GlobalArgs, OutputFormat};
+use super::global::{Exit, GlobalArgs, OutputFormat};
 use crate::ui::runs_view;
 
 #[derive(Debug, Args)]

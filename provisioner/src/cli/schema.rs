@@ -1,4 +1,4 @@
-use super::Exit;
+use super::global::Exit;
 
 pub fn run() -> anyhow::Result<Exit> {
     println!(

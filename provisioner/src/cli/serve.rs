@@ -17,7 +17,8 @@ use kiln_secrets::Dirs;
 use kiln_secrets::generated::COLLECTOR_TLS_ENTRY;
 use serde_json::json;
 
-use super::{Exit, GlobalArgs, OutputFormat, load};
+use super::global::{Exit, GlobalArgs, OutputFormat};
+use super::load;
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {

@@ -25,7 +25,8 @@ use kiln_ssh::{HostKeyPolicy, KeySource};
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
-use super::{Exit, GlobalArgs, OutputFormat, load};
+use super::global::{Exit, GlobalArgs, OutputFormat};
+use super::load;
 use crate::ui::{plan_view, progress};
 
 /// How long a run waits for locks left by an earlier, interrupted run.

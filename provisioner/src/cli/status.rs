@@ -15,7 +15,8 @@ use kiln_inventory::Inventory;
 use kiln_secrets::Dirs;
 use serde::Serialize;
 
-use super::{Exit, GlobalArgs, OutputFormat, load};
+use super::global::{Exit, GlobalArgs, OutputFormat};
+use super::load;
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {

@@ -1,6 +1,7 @@
 use serde_json::json;
 
-use super::{Exit, GlobalArgs, OutputFormat, load};
+use super::global::{Exit, GlobalArgs, OutputFormat};
+use super::load;
 
 pub fn run(global: &GlobalArgs) -> anyhow::Result<Exit> {
     tracing::debug!(inventory = %global.inventory.display(), "validating");

@@ -8,8 +8,7 @@ use kiln_cloud_init::SshPublicKey;
 use kiln_inventory::Inventory;
 use uuid::Uuid;
 
-use super::host::HostAccess;
-use super::rollout::AgentRollout;
+use super::access::{AgentRollout, HostAccess};
 use kiln_proxmox::ProxmoxClient;
 use kiln_ssh::Session;
 

@@ -8,30 +8,14 @@ use std::time::{Duration, Instant};
 
 use ssh_key::PublicKey;
 
+use super::access::HostAccess;
 use super::context::{Context, NodeSlot};
 use super::poll::{Expired, Look, Pause, poll_until};
 use crate::plan::DesiredVm;
-use kiln_ssh::{HostKeyPolicy, KeySource, SshTarget};
 
 /// The file the guest agent reads to learn a node's host key; cloud-init
 /// writes it when it generates the host keys on first boot.
 const HOST_KEY_FILE: &str = "/etc/ssh/ssh_host_ed25519_key.pub";
-
-/// How kiln logs in to the nodes it made.
-pub struct HostAccess {
-    pub user: String,
-    pub port: u16,
-    pub key: KeySource,
-    pub policy: HostKeyPolicy,
-    pub timeouts: kiln_ssh::Timeouts,
-}
-
-impl HostAccess {
-    pub fn target(&self, wanted: &DesiredVm) -> SshTarget {
-        SshTarget::new(wanted.node.as_str(), wanted.address(), self.user.as_str())
-            .with_port(self.port)
-    }
-}
 
 fn access(context: &Context) -> Result<&HostAccess, String> {
     context

@@ -1,6 +1,7 @@
 //! The engine: connects to Proxmox, observes what exists, and runs a plan
 //! as a graph of steps.
 
+mod access;
 mod apply;
 mod connect;
 mod context;
@@ -15,14 +16,14 @@ mod rollout;
 mod steps;
 mod timeline;
 
+pub use access::{AgentRollout, HostAccess};
 pub use apply::{RunLabel, execute, run_framed};
 pub use connect::{ConnectError, proxmox_client};
 pub use context::{Context, Timeouts};
 pub use events::{Event, EventSink, Fanout, RunOutcome, StepOutcome};
 pub use graph::{Graph, GraphReport, Step, StepFailure, StepFuture, StepId};
 pub use health::{CollectorLink, describe};
-pub use host::HostAccess;
 pub use observe::{observe, observed_config};
 pub use poll::{Expired, Look, Pause, poll_until};
-pub use rollout::{AgentRollout, agent_config};
+pub use rollout::agent_config;
 pub use timeline::{Phase, PhaseSpan, StepRecord, Timeline};

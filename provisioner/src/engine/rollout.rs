@@ -3,7 +3,6 @@
 //! from it and calls the node healthy. They run only when the inventory has
 //! an `agent` section.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,29 +12,17 @@ use kiln_agent::config::{
 };
 use kiln_inventory::Inventory;
 use kiln_inventory::model::Agent;
-use secrecy::SecretString;
 
+use super::access::AgentRollout;
 use super::context::{Context, NodeSlot};
 use super::health::{CollectorLink, describe};
 use super::poll::{Expired, Look, Pause, poll_until};
-use crate::agent_deploy::{AgentBundle, DeployInput, deploy};
+use crate::agent_deploy::{DeployInput, deploy};
 use crate::plan::DesiredVm;
 use kiln_collector::{NodeState, TokenRegistry};
 
 /// Where the agent reads its token on a host.
 const TOKEN_FILE: &str = "/etc/kiln-agent/token";
-
-/// What deploying the agents needs.
-pub struct AgentRollout {
-    pub bundle: AgentBundle,
-    pub collector: CollectorLink,
-    /// The collector's token registry: deploying registers the node's token.
-    pub registry: PathBuf,
-    /// Each node's token, from the secrets store (the same on every rebuild).
-    pub tokens: BTreeMap<String, SecretString>,
-    /// The systemd unit the agent runs under.
-    pub unit: String,
-}
 
 fn rollout(context: &Context) -> Result<&AgentRollout, String> {
     context

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use super::record::{StepRecord, StepStatus, since};
+use super::record::{RunDetail, StepRecord, StepStatus, since};
 
 /// Which steps make up each named phase. A step not listed here is a phase
 /// of its own under its own name, so a new step (a cluster bootstrap, a
@@ -107,4 +107,11 @@ fn empty(phase: &str) -> PhaseTotal {
 
 fn earliest(current: Option<SystemTime>, candidate: SystemTime) -> Option<SystemTime> {
     Some(current.map_or(candidate, |current| current.min(candidate)))
+}
+
+impl RunDetail {
+    /// Time per phase, in the order the phases began.
+    pub fn phases(&self) -> Vec<PhaseTotal> {
+        phase_totals(&self.steps)
+    }
 }

@@ -6,8 +6,6 @@ use std::time::{Duration, SystemTime};
 
 use uuid::Uuid;
 
-use super::phases::{PhaseTotal, phase_totals};
-
 /// How a run ended, as far as the journal knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RunStatus {
@@ -148,11 +146,6 @@ impl RunDetail {
             .into_iter()
             .map(|(node, steps)| NodeTimeline { node, steps })
             .collect()
-    }
-
-    /// Time per phase, in the order the phases began.
-    pub fn phases(&self) -> Vec<PhaseTotal> {
-        phase_totals(&self.steps)
     }
 
     /// How far into the run `at` is.

@@ -3,7 +3,7 @@
 use anyhow::Context;
 use tracing_subscriber::EnvFilter;
 
-use crate::cli::{GlobalArgs, LogFormat};
+use crate::cli::global::{GlobalArgs, LogFormat};
 
 /// Noisy dependencies stay quiet unless asked for by name.
 const DEPENDENCY_LEVELS: &str = "h2=warn,hyper=warn,hyper_util=warn,rustls=warn,reqwest=warn";

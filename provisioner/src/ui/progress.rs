@@ -201,12 +201,12 @@ impl EventSink for LiveLines {
 
 /// Whether `--progress auto` draws live lines: only for a person at a
 /// terminal, never in CI or a dumb terminal.
-pub fn live(choice: crate::cli::Progress) -> bool {
+pub fn live(choice: crate::cli::global::Progress) -> bool {
     use std::io::IsTerminal;
     match choice {
-        crate::cli::Progress::Always => true,
-        crate::cli::Progress::Never => false,
-        crate::cli::Progress::Auto => {
+        crate::cli::global::Progress::Always => true,
+        crate::cli::global::Progress::Never => false,
+        crate::cli::global::Progress::Auto => {
             std::io::stderr().is_terminal()
                 && std::env::var_os("CI").is_none()
                 && std::env::var("TERM").map_or(true, |term| term != "dumb")
