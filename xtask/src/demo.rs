@@ -13,8 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::bail;
 use kiln_e2e::{COLLECTOR_LISTEN, LabHarness};
 
-use crate::command::run;
-use crate::{setup, workspace_root};
+use crate::{build_binaries, setup, workspace_root};
 
 const LAB: &str = "demo";
 const INVENTORY: &str = "inventory/examples/lab.yaml";
@@ -48,12 +47,7 @@ pub fn run_demo(down: bool) -> anyhow::Result<()> {
         2,
         "build kiln, kiln-lab and kiln-agent (the agent optimized: it goes onto every guest)",
     );
-    run(
-        "cargo",
-        &["build", "-p", "kiln", "-p", "kiln-lab", "-p", "kiln-agent"],
-        &[],
-    )?;
-    run("cargo", &["build", "--release", "-p", "kiln-agent"], &[])?;
+    build_binaries()?;
     stages.begin(
         3,
         "build the golden Debian 12 image (or reuse the cached one)",

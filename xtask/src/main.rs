@@ -34,6 +34,9 @@ enum Task {
     Setup,
     /// Measure and print the performance figures (optimized build).
     Bench,
+    /// Build what the demo and the real-guest tests run: kiln, kiln-lab,
+    /// kiln-agent (debug), and the optimized kiln-agent that goes onto guests.
+    Build,
     /// kiln's main job on the built-in lab: rebuild, status, a drill (root).
     Demo {
         /// Remove everything the demo started and made.
@@ -49,6 +52,7 @@ fn main() -> ExitCode {
         Task::Setup => setup::ensure_all().map(drop),
         Task::Demo { down } => demo::run_demo(down),
         Task::Bench => bench(),
+        Task::Build => build_binaries(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -73,17 +77,24 @@ fn bench() -> anyhow::Result<()> {
         &["bench", "-p", "kiln-agent", "--bench", "cycle"],
         &[],
     )?;
-    command::run(
-        "cargo",
-        &["build", "-p", "kiln", "-p", "kiln-lab", "-p", "kiln-agent"],
-        &[],
-    )?;
-    command::run("cargo", &["build", "--release", "-p", "kiln-agent"], &[])?;
+    build_binaries()?;
     command::run(
         "cargo",
         &["bench", "-p", "kiln-e2e", "--bench", "guests"],
         &[],
     )
+}
+
+/// The binaries the demo, the guest bench and the real-guest tests run. The
+/// agent is also built optimized: it is uploaded into every guest, and the
+/// release binary is a fifth of the debug one's size.
+pub fn build_binaries() -> anyhow::Result<()> {
+    command::run(
+        "cargo",
+        &["build", "-p", "kiln", "-p", "kiln-lab", "-p", "kiln-agent"],
+        &[],
+    )?;
+    command::run("cargo", &["build", "--release", "-p", "kiln-agent"], &[])
 }
 
 /// The workspace root (xtask lives one level below it).
