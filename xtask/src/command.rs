@@ -2,7 +2,7 @@
 //! printed before it runs, and a failure names the command.
 
 use std::ffi::{OsStr, OsString};
-use std::process::{Command, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 
 use anyhow::{Context, bail};
 
@@ -19,6 +19,34 @@ pub fn run(program: &str, args: &[&str], envs: &[(&str, &OsStr)]) -> anyhow::Res
         bail!("`{program} {}` failed ({status})", args.join(" "));
     }
     Ok(())
+}
+
+/// What a command printed, once it exited.
+pub struct Captured {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs a command, printed first as `run` does, and keeps both outputs for
+/// the caller to read (a JSON answer, an error message to name the cause).
+pub fn run_captured(
+    program: &str,
+    args: &[&str],
+    envs: &[(&str, &OsStr)],
+) -> anyhow::Result<Captured> {
+    println!("$ {program} {}", args.join(" "));
+    let output = command(program)
+        .args(args)
+        .envs(envs.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("cannot start `{program}`"))?;
+    Ok(Captured {
+        status: output.status,
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    })
 }
 
 /// Whether a command runs and exits 0, with all output discarded.

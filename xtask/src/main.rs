@@ -7,6 +7,7 @@
 
 mod command;
 mod demo;
+mod peers;
 mod setup;
 mod test;
 
@@ -37,6 +38,18 @@ enum Task {
     /// Build what the demo and the real-guest tests run: kiln, kiln-lab,
     /// kiln-agent (debug), and the optimized kiln-agent that goes onto guests.
     Build,
+    /// Obtain the real peers pinned in xtask/peers.toml (K3s, talosctl, Flux's
+    /// controllers, sops) into ~/.cache/kiln/peers; not part of `test` or `setup` yet.
+    Peers {
+        /// Only these peers (default: all).
+        names: Vec<String>,
+        /// Try official release assets whose sha256 is pinned before building.
+        #[arg(long)]
+        releases: bool,
+        /// Download the modules the builds need, and build nothing.
+        #[arg(long)]
+        fetch_only: bool,
+    },
     /// kiln's main job on the built-in lab: rebuild, status, a drill (root).
     Demo {
         /// Remove everything the demo started and made.
@@ -53,6 +66,15 @@ fn main() -> ExitCode {
         Task::Demo { down } => demo::run_demo(down),
         Task::Bench => bench(),
         Task::Build => build_binaries(),
+        Task::Peers {
+            names,
+            releases,
+            fetch_only,
+        } => peers::obtain_all(&peers::Options {
+            names,
+            releases,
+            fetch_only,
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
