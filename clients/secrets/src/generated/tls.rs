@@ -27,9 +27,12 @@ pub struct CollectorTls {
 
 /// The names the certificate must carry: the collector URL's host (what
 /// agents dial), plus loopback for `kiln status` on the same machine.
-pub(super) fn wanted_names(cluster: &ClusterNames) -> Vec<String> {
+pub(super) fn wanted_names(cluster_names: &ClusterNames) -> Vec<String> {
     let mut names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
-    if let Some(host) = cluster.collector_url.as_deref().and_then(collector_host)
+    if let Some(host) = cluster_names
+        .collector_url
+        .as_deref()
+        .and_then(collector_host)
         && !names.contains(&host)
     {
         names.insert(0, host);
@@ -52,10 +55,10 @@ fn collector_host(url: &str) -> Option<String> {
 /// name (agents must then be reinstalled to pin it), with a warning.
 pub async fn collector_tls<S: SecretStore>(
     store: &S,
-    cluster: &ClusterNames,
+    cluster_names: &ClusterNames,
 ) -> Result<CollectorTls, SecretsError> {
-    let names = wanted_names(cluster);
-    let cluster = cluster.cluster.as_str();
+    let names = wanted_names(cluster_names);
+    let cluster = cluster_names.cluster.as_str();
     let mut data = get_or_create(store, ENTRY, || generate(cluster, &names)).await?;
     let stored_names = stored(&data, ENTRY, "names", WHAT)?
         .expose_secret()
