@@ -10,6 +10,7 @@
 
 #[path = "../../clients/proxmox/tests/proxmox_common/mod.rs"]
 mod proxmox_common;
+#[path = "../../clients/secrets/tests/secrets_bao/mod.rs"]
 mod secrets_bao;
 mod sim_inventory;
 

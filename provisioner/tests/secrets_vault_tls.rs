@@ -5,90 +5,13 @@
 // Test helpers set up fixtures: a failed setup should stop the test.
 #![allow(clippy::unwrap_used)]
 
+#[path = "../../clients/secrets/tests/secrets_bao/mod.rs"]
 mod secrets_bao;
 
 use kiln::secrets::ClusterSecrets;
 use kiln_secrets::file::single_value;
-use kiln_secrets::vault::setup::{MountState, ensure_kv2_mount};
-use kiln_secrets::vault::{Credentials, TlsTrust, VaultClient, VaultSettings};
-use kiln_secrets::{Cas, Data, Dirs, FileStore, SecretStore, VaultStore};
-use reqwest::Method;
-use rustls::pki_types::CertificateDer;
-use rustls::pki_types::pem::PemObject;
-use secrecy::{ExposeSecret, SecretString};
-use secrets_bao::{Bao, ROOT_TOKEN};
-use serde_json::json;
-
-fn root_token() -> Credentials {
-    Credentials::Token(SecretString::from(ROOT_TOKEN))
-}
-
-fn one(key: &str, value: &str) -> Data {
-    Data::from([(key.to_owned(), SecretString::from(value))])
-}
-
-fn server_fingerprint(bao: &Bao) -> kiln_tls::Fingerprint {
-    let pem = std::fs::read(bao.dir.path().join("certs/vault-cert.pem")).unwrap();
-    let der = CertificateDer::from_pem_slice(&pem).unwrap();
-    kiln_tls::Fingerprint::of_der(&der)
-}
-
-/// An error and all its sources, as `{:#}` in the CLI shows them.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
-fn store_with(bao: &Bao, trust: TlsTrust) -> VaultStore {
-    VaultStore::new(
-        VaultSettings {
-            trust,
-            ..bao.settings(root_token())
-        },
-        "home",
-    )
-    .unwrap()
-}
-
-#[tokio::test]
-async fn a_ca_file_or_a_pin_is_trusted_and_nothing_else() {
-    let bao = Bao::start_tls().await;
-    assert!(bao.address.starts_with("https://"));
-
-    let by_ca = store_with(&bao, bao.trust());
-    by_ca.write("k", one("v", "1"), Cas::Any).await.unwrap();
-
-    let pinned = store_with(
-        &bao,
-        TlsTrust::Verified(kiln_tls::Trust::Pin(server_fingerprint(&bao))),
-    );
-    let entry = pinned.read("k").await.unwrap().unwrap();
-    assert_eq!(entry.data["v"].expose_secret(), "1");
-
-    let wrong_pin = store_with(
-        &bao,
-        TlsTrust::Verified(kiln_tls::Trust::Pin(kiln_tls::Fingerprint::from_bytes(
-            [7; 32],
-        ))),
-    );
-    let error = wrong_pin.read("k").await.unwrap_err();
-    let text = chain(&error);
-    assert!(text.contains("cannot reach Vault"), "{text}");
-    assert!(text.contains("fingerprint mismatch"), "{text}");
-
-    // The dev CA is in no system store: the default trust refuses it.
-    let system = store_with(&bao, TlsTrust::Verified(kiln_tls::Trust::System));
-    match system.read("k").await {
-        Ok(_) => panic!("an unknown CA was trusted"),
-        Err(error) => assert!(chain(&error).contains("certificate"), "{}", chain(&error)),
-    }
-}
+use kiln_secrets::{Cas, Dirs, FileStore, SecretStore};
+use secrets_bao::{Bao, ROOT_TOKEN, chain, one, server_fingerprint};
 
 #[tokio::test]
 async fn the_inventory_pin_reaches_the_client() {
@@ -133,80 +56,4 @@ secrets:
         Ok(_) => panic!("a wrong pin was accepted"),
         Err(error) => assert!(chain(&error).contains("fingerprint mismatch")),
     }
-}
-
-#[tokio::test]
-async fn a_namespace_keeps_its_own_mounts_and_secrets() {
-    let bao = Bao::start().await;
-    bao.admin(Method::POST, "sys/namespaces/team", Some(json!({})))
-        .await;
-    let in_team = VaultClient::new(
-        &bao.address,
-        Some("team".to_owned()),
-        bao.trust(),
-        root_token(),
-    )
-    .unwrap();
-    assert_eq!(
-        ensure_kv2_mount(&in_team, "secret").await.unwrap(),
-        MountState::Created
-    );
-    assert_eq!(
-        ensure_kv2_mount(&in_team, "secret").await.unwrap(),
-        MountState::Present
-    );
-
-    let team = VaultStore::new(
-        VaultSettings {
-            namespace: Some("team".to_owned()),
-            ..bao.settings(root_token())
-        },
-        "home",
-    )
-    .unwrap();
-    team.write("k", one("v", "team"), Cas::Absent)
-        .await
-        .unwrap();
-    assert!(team.read("k").await.unwrap().is_some());
-    assert!(
-        bao.root_store().read("k").await.unwrap().is_none(),
-        "the root namespace does not see the team's secret"
-    );
-}
-
-#[tokio::test]
-async fn init_refuses_a_kv_v1_mount_and_reports_when_not_allowed() {
-    let bao = Bao::start().await;
-    bao.admin(
-        Method::POST,
-        "sys/mounts/old",
-        Some(json!({ "type": "kv", "options": { "version": "1" } })),
-    )
-    .await;
-    let root = bao.root();
-    let error = ensure_kv2_mount(&root, "old")
-        .await
-        .unwrap_err()
-        .to_string();
-    assert!(error.contains("not KV version 2"), "{error}");
-
-    bao.kiln_policy().await;
-    let created = bao
-        .admin(
-            Method::POST,
-            "auth/token/create",
-            Some(json!({ "policies": ["kiln"], "no_default_policy": true })),
-        )
-        .await;
-    let limited = VaultClient::new(
-        &bao.address,
-        None,
-        bao.trust(),
-        Credentials::Token(created["auth"]["client_token"].as_str().unwrap().into()),
-    )
-    .unwrap();
-    assert_eq!(
-        ensure_kv2_mount(&limited, "fresh").await.unwrap(),
-        MountState::NotAllowed
-    );
 }

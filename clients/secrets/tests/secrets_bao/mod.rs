@@ -10,8 +10,11 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use kiln_secrets::Data;
 use kiln_secrets::vault::{Credentials, TlsTrust, VaultClient, VaultSettings, VaultStore};
 use reqwest::Method;
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
@@ -211,4 +214,27 @@ impl Drop for Bao {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+pub fn one(key: &str, value: &str) -> Data {
+    Data::from([(key.to_owned(), SecretString::from(value))])
+}
+
+pub fn server_fingerprint(bao: &Bao) -> kiln_tls::Fingerprint {
+    let pem = std::fs::read(bao.dir.path().join("certs/vault-cert.pem"))
+        .expect("the -dev-tls server wrote its certificate");
+    let der = CertificateDer::from_pem_slice(&pem).expect("the server certificate is PEM");
+    kiln_tls::Fingerprint::of_der(&der)
+}
+
+/// An error and all its sources, as `{:#}` in the CLI shows them.
+pub fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
