@@ -2,7 +2,6 @@
 //! (`bao server -dev` from the project venv, or `$KILN_BAO`), one server per
 //! test.
 
-#[path = "secrets_bao/mod.rs"]
 mod secrets_bao;
 
 use std::time::{Duration, SystemTime};

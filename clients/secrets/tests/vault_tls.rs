@@ -5,7 +5,6 @@
 // Test helpers set up fixtures: a failed setup should stop the test.
 #![allow(clippy::unwrap_used)]
 
-#[path = "secrets_bao/mod.rs"]
 mod secrets_bao;
 
 use kiln_secrets::vault::setup::{MountState, ensure_kv2_mount};
