@@ -248,28 +248,35 @@ pub fn check_cache(
     }
 }
 
-/// The module the Go module proxy refused, read from the go command's
+/// The modules the Go module proxy refused, read from the go command's
 /// error output (`go: …: reading https://…/@v/….info: 403 Forbidden`,
-/// `… not found`, `… unknown revision …`), if any line says so.
-pub fn refused_module(go_stderr: &str) -> Option<String> {
-    go_stderr.lines().find_map(|line| {
+/// `… not found`, `… unknown revision …`), each once, in order.
+pub fn refused_modules(go_stderr: &str) -> Vec<String> {
+    let mut refused: Vec<String> = Vec::new();
+    for line in go_stderr.lines() {
         let line = line.trim().trim_start_matches("go: ");
-        let refused = line.contains(": reading http")
+        let is_refusal = line.contains(": reading http")
             || line.contains("unknown revision")
             || line.contains("invalid version")
             || line.contains("404 Not Found")
             || line.contains("410 Gone")
             || line.contains("403 Forbidden");
-        if !refused {
-            return None;
+        if !is_refusal {
+            continue;
         }
-        // Lines read `path@version: reading https://…: 403 Forbidden`, also
-        // behind a prefix (`verifying module: path@version: …`); the URL
-        // part holds an `@` too, but after a space.
-        line.split(": ")
-            .find(|part| part.contains('@') && !part.contains(' '))
-            .map(str::to_owned)
-    })
+        // Lines read `[file:line:col: ]path@version: reading https://…: 403
+        // Forbidden`, or behind another prefix (`verifying module: …`); the
+        // URL part holds an `@` too, but after a space.
+        let module = line
+            .split(": ")
+            .find(|part| part.contains('@') && !part.contains(' '));
+        if let Some(module) = module
+            && !refused.iter().any(|known| known == module)
+        {
+            refused.push(module.to_owned());
+        }
+    }
+    refused
 }
 
 /// Seconds since the Unix epoch as RFC 3339 in UTC (`2026-12-02T14:05:09Z`).
@@ -444,6 +451,9 @@ fn obtain(pin: &Pin, root: &Path, options: &Options) -> anyhow::Result<Obtained>
         build_seconds: (build_seconds * 10.0).round() / 10.0,
     };
     install(&built, &binary, &manifest, &manifest_path)?;
+    // The copied source and the build output are hundreds of MiB per peer;
+    // a failed build keeps them for a look.
+    remove_dir(&scratch)?;
     let size = fs::metadata(&binary)?.len();
     println!(
         "  {} {} ready: {} ({:.1} MiB, sha256 {}) in {build_seconds:.1} s",
@@ -686,8 +696,12 @@ fn download_module(pin: &Pin) -> anyhow::Result<PathBuf> {
 /// output names one, else the step and the end of what it printed.
 fn go_failure(step: &str, captured: &Captured) -> anyhow::Error {
     eprint!("{}", captured.stderr);
-    if let Some(module) = refused_module(&captured.stderr) {
-        return anyhow::anyhow!("step `{step}`: the Go module proxy refused {module}");
+    let refused = refused_modules(&captured.stderr);
+    if !refused.is_empty() {
+        return anyhow::anyhow!(
+            "step `{step}`: the Go module proxy refused {}",
+            refused.join(", ")
+        );
     }
     let tail: Vec<&str> = captured.stderr.lines().rev().take(5).collect();
     let tail: Vec<&str> = tail.into_iter().rev().collect();
@@ -698,14 +712,20 @@ fn go_failure(step: &str, captured: &Captured) -> anyhow::Error {
     )
 }
 
-/// Removes what an earlier build left (the module cache's read-only modes
-/// come along with a copy) and creates the directory anew.
+/// Removes what an earlier build left and creates the directory anew.
 fn make_fresh_dir(dir: &Path) -> anyhow::Result<()> {
+    remove_dir(dir)?;
+    fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))
+}
+
+/// Removes a scratch directory, if there is one; a copy of a module keeps
+/// the module cache's read-only modes, so they are lifted first.
+fn remove_dir(dir: &Path) -> anyhow::Result<()> {
     if dir.exists() {
         command::run("chmod", &["-R", "u+w", &dir.to_string_lossy()], &[])?;
         fs::remove_dir_all(dir).with_context(|| format!("cannot remove {}", dir.display()))?;
     }
-    fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))
+    Ok(())
 }
 
 /// Runs the binary with the pinned smoke arguments: it must exit 0.
@@ -948,21 +968,25 @@ mod tests {
     }
 
     #[test]
-    fn the_refused_module_is_read_from_the_go_commands_error() {
+    fn the_refused_modules_are_read_from_the_go_commands_error() {
         let stderr = "go: github.com/k3s-io/k3s@v1.34.10: reading \
                       https://proxy.golang.org/github.com/k3s-io/k3s/@v/v1.34.10.info: 403 Forbidden\n\
                       \tserver response: This module version is not available.\n";
+        assert_eq!(refused_modules(stderr), ["github.com/k3s-io/k3s@v1.34.10"]);
+        let listed = "pkg/a.go:8:2: example.com/b@v0.2.0: reading \
+                      https://proxy.golang.org/example.com/b/@v/v0.2.0.zip: 403 Forbidden\n\
+                      cmd/c.go:12:2: example.com/b@v0.2.0: reading \
+                      https://proxy.golang.org/example.com/b/@v/v0.2.0.zip: 403 Forbidden\n\
+                      cmd/d.go:14:2: example.com/e/v3@v3.6.12: reading \
+                      https://proxy.golang.org/example.com/e/v3/@v/v3.6.12.zip: 403 Forbidden\n";
         assert_eq!(
-            refused_module(stderr).as_deref(),
-            Some("github.com/k3s-io/k3s@v1.34.10")
+            refused_modules(listed),
+            ["example.com/b@v0.2.0", "example.com/e/v3@v3.6.12"]
         );
         let chain = "go: example.com/a@v1.0.0 requires\n\
                      \texample.com/b@v0.2.0: reading https://proxy.golang.org/example.com/b/@v/v0.2.0.mod: 404 Not Found\n";
-        assert_eq!(
-            refused_module(chain).as_deref(),
-            Some("example.com/b@v0.2.0")
-        );
-        assert_eq!(refused_module("main.go:3:2: undefined: x\n"), None);
+        assert_eq!(refused_modules(chain), ["example.com/b@v0.2.0"]);
+        assert!(refused_modules("main.go:3:2: undefined: x\n").is_empty());
     }
 
     #[test]
