@@ -542,12 +542,17 @@ fn fetch_release(pin: &Pin, scratch: &Path, options: &Options) -> anyhow::Result
     Ok(Some(download))
 }
 
-/// The environment of every go command of one peer's build.
-fn go_env(pin: &Pin) -> Vec<(String, OsString)> {
+/// The environment of every go command of one peer's build, keeping the
+/// flags the caller's `GOFLAGS` already sets.
+fn go_env(pin: &Pin, inherited_goflags: Option<&str>) -> Vec<(String, OsString)> {
+    // The copied module's go.sum lacks the nested modules' published
+    // versions: let the go command add them (checked against sumdb).
+    let goflags = match inherited_goflags.map(str::trim) {
+        Some(flags) if !flags.is_empty() => format!("{flags} -mod=mod"),
+        _ => "-mod=mod".to_owned(),
+    };
     let mut env = vec![
-        // The copied module's go.sum lacks the nested modules' published
-        // versions: let the go command add them (checked against sumdb).
-        ("GOFLAGS".to_owned(), OsString::from("-mod=mod")),
+        ("GOFLAGS".to_owned(), OsString::from(goflags)),
         // Talos ships a go.work naming its nested modules' directories,
         // which the module zip does not have.
         ("GOWORK".to_owned(), OsString::from("off")),
@@ -591,7 +596,7 @@ fn build_from_module_proxy(
         pin.name,
         pin.module_ref()
     );
-    let env = go_env(pin);
+    let env = go_env(pin, std::env::var("GOFLAGS").ok().as_deref());
     let env_refs = as_env_refs(&env);
 
     let module_dir = download_module(pin)?;
@@ -987,6 +992,30 @@ mod tests {
                      \texample.com/b@v0.2.0: reading https://proxy.golang.org/example.com/b/@v/v0.2.0.mod: 404 Not Found\n";
         assert_eq!(refused_modules(chain), ["example.com/b@v0.2.0"]);
         assert!(refused_modules("main.go:3:2: undefined: x\n").is_empty());
+    }
+
+    #[test]
+    fn the_build_environment_keeps_the_callers_goflags_and_the_pins_variables() {
+        let mut pin = pin_named("tool");
+        pin.env = vec!["GOAMD64=v2".to_owned()];
+        let env = go_env(&pin, Some("-buildvcs=false"));
+        let value = |name: &str| {
+            env.iter()
+                .find(|(key, _)| key == name)
+                .map(|(_, value)| value.to_string_lossy().into_owned())
+        };
+        assert_eq!(
+            value("GOFLAGS").as_deref(),
+            Some("-buildvcs=false -mod=mod")
+        );
+        assert_eq!(value("GOWORK").as_deref(), Some("off"));
+        assert_eq!(value("CGO_ENABLED").as_deref(), Some("0"));
+        assert_eq!(value("GOAMD64").as_deref(), Some("v2"));
+        let bare = go_env(&pin, None);
+        assert!(
+            bare.iter()
+                .any(|(key, value)| key == "GOFLAGS" && value == "-mod=mod")
+        );
     }
 
     #[test]
