@@ -55,9 +55,23 @@ pub async fn observe(
         });
     }
     for (index, config) in read_configs(client, to_read).await? {
-        observed[index].config = Some(config);
+        take_config(&mut observed[index], &config);
     }
     Ok(observed)
+}
+
+/// Adds a VM's config to what the listing said of it, tags included: the
+/// tags must come from the same read as the marker. `/cluster/resources`
+/// was read earlier, and a task a killed run left behind may have tagged the
+/// VM in between: its marker then says `ready`, not `cloned`, and the
+/// listing's tags alone would call kiln's own VM foreign.
+fn take_config(vm: &mut ObservedVm, config: &VmConfig) {
+    vm.tags = config
+        .tags()
+        .iter()
+        .map(|tag| tag.to_ascii_lowercase())
+        .collect();
+    vm.config = Some(observed_config(config));
 }
 
 /// Reads the configs of `(index, node, vmid)`, [`CONFIG_READS`] at a time;
@@ -65,7 +79,7 @@ pub async fn observe(
 async fn read_configs(
     client: &ProxmoxClient,
     to_read: Vec<(usize, String, u32)>,
-) -> Result<Vec<(usize, ObservedConfig)>, kiln_proxmox::Error> {
+) -> Result<Vec<(usize, VmConfig)>, kiln_proxmox::Error> {
     let slots = Arc::new(Semaphore::new(CONFIG_READS));
     let mut reads = JoinSet::new();
     for (index, node, vmid) in to_read {
@@ -73,7 +87,7 @@ async fn read_configs(
         reads.spawn(async move {
             let _slot = slots.acquire_owned().await;
             let config = client.vm_config(&node, vmid).await?;
-            Ok::<_, kiln_proxmox::Error>((index, observed_config(&config)))
+            Ok::<_, kiln_proxmox::Error>((index, config))
         });
     }
     let mut configs = Vec::new();
@@ -168,6 +182,37 @@ mod tests {
                 })
                 .collect(),
         )
+    }
+
+    #[test]
+    fn tags_come_from_the_config_read_with_the_marker_not_the_earlier_listing() {
+        let mut vm = ObservedVm {
+            vmid: 100,
+            running: false,
+            tags: BTreeSet::new(),
+            name: "lab1".to_owned(),
+            pve_node: "pve1".to_owned(),
+            lock: None,
+            template: false,
+            config: None,
+        };
+        take_config(
+            &mut vm,
+            &config(&[
+                ("tags", "kiln;Kiln-Lab"),
+                (
+                    "description",
+                    "kiln:v1 cluster=lab node=lab1 stage=ready fingerprint=25da066e49fc1742 \
+                     image=debian-12 template=9000 kiln=0.1.0 run=01a23737-823f-7798-a78b-c5c08c893a19",
+                ),
+            ]),
+        );
+        assert_eq!(
+            vm.tags,
+            BTreeSet::from(["kiln".to_owned(), "kiln-lab".to_owned()])
+        );
+        let marker = vm.config.and_then(|config| config.marker).unwrap();
+        assert_eq!(marker.stage, crate::plan::Stage::Ready);
     }
 
     #[test]
