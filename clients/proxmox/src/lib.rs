@@ -30,8 +30,10 @@
 mod agent;
 mod auth;
 mod client;
+mod clone;
 mod cluster;
 mod config;
+mod create;
 mod de;
 mod error;
 mod limits;
@@ -51,11 +53,13 @@ pub use agent::{
 };
 pub use auth::Auth;
 pub use client::{ClientConfig, ProxmoxClient, RetryPolicy};
+pub use clone::CloneOptions;
 pub use cluster::{NodeInfo, Version, VmResource};
 pub use config::{
     AgentOption, CiCustom, IpConfig, NetDevice, VmConfig, VmConfigUpdate, encode_sshkeys,
     mac_from_net,
 };
+pub use create::{CreateVm, NewDisk};
 pub use de::split_tags;
 pub use error::{Endpoint, Error, ErrorClass, Result, Target, classify};
 pub use limits::{Limits, LimitsConfig, Permits};
@@ -65,6 +69,6 @@ pub use storage::{
 };
 pub use task::{TaskHandle, TaskLogLine, TaskOutcome, TaskStatus, exit_success};
 pub use upid::{InvalidUpid, Upid};
-pub use vm::{CloneOptions, CreateVm, DeleteOptions, NewDisk, ShutdownOptions, VmStatus};
+pub use vm::{DeleteOptions, ShutdownOptions, VmStatus};
 pub use vmids::VmidReservation;
 pub use wire::seg;
