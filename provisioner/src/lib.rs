@@ -3,10 +3,8 @@
 //! The binary (`src/main.rs`) only parses arguments and prints; everything it
 //! does lives in these modules. See `docs/architecture.md` for the map.
 
-pub mod agent_deploy;
 pub mod drill;
 pub mod engine;
-pub mod journal;
 pub mod nightly;
 pub mod plan;
 pub mod secrets;

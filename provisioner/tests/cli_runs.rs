@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use assert_cmd::Command;
 use kiln::engine::{Event, EventSink, RunOutcome, StepOutcome};
-use kiln::journal::{FILE_NAME, Journal};
+use kiln_journal::{FILE_NAME, Journal};
 use serde_json::Value;
 use uuid::Uuid;
 

@@ -1,7 +1,7 @@
 //! `kiln runs`: the journal's history of runs, and one run in detail.
 
 use clap::{Args, Subcommand};
-use kiln::journal::History;
+use kiln_journal::History;
 use kiln_secrets::Dirs;
 
 use super::global::{Exit, GlobalArgs, OutputFormat};

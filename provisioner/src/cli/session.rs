@@ -7,17 +7,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use kiln::agent_deploy::AgentBundle;
 use kiln::engine::{
     AgentRollout, CollectorLink, Context, EventSink, Fanout, HostAccess, RunLabel, RunOutcome,
     Timeouts, execute, observe, proxmox_client,
 };
-use kiln::journal::Journal;
 use kiln::plan::{Action, ObservedVm, Plan, PlanError, ownership_tag};
 use kiln::secrets::ClusterSecrets;
+use kiln_agent_deploy::AgentBundle;
 use kiln_cloud_init::SshPublicKey;
 use kiln_collector::{DB_FILE, TokenRegistry, collector_dir};
 use kiln_inventory::Inventory;
+use kiln_journal::Journal;
 use kiln_proxmox::ProxmoxClient;
 use kiln_secrets::generated::agent_tokens;
 use kiln_secrets::{Dirs, LockError, LockRequest, RunLock, SecretStore};

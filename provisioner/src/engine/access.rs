@@ -9,8 +9,8 @@ use kiln_ssh::{HostKeyPolicy, KeySource, SshTarget};
 use secrecy::SecretString;
 
 use super::health::CollectorLink;
-use crate::agent_deploy::AgentBundle;
 use crate::plan::DesiredVm;
+use kiln_agent_deploy::AgentBundle;
 
 /// How kiln logs in to the nodes it made.
 pub struct HostAccess {

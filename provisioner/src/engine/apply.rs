@@ -8,10 +8,10 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use super::context::Context;
-use super::events::{Event, EventSink};
 use super::graph::{Graph, GraphReport};
 use super::pipeline;
 use crate::plan::{DesiredVm, Plan, desired_vms};
+use kiln_journal::events::{Event, EventSink};
 
 /// Who ran it and on what, for the run's record.
 pub struct RunLabel {

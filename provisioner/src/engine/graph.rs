@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
-use super::events::{Event, EventSink, RunOutcome, StepOutcome};
+use kiln_journal::events::{Event, EventSink, RunOutcome, StepOutcome};
 
 pub type StepFuture = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
 

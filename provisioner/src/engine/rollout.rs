@@ -17,8 +17,8 @@ use super::access::AgentRollout;
 use super::context::{Context, NodeSlot};
 use super::health::{CollectorLink, describe};
 use super::poll::{Expired, Look, Pause, poll_until};
-use crate::agent_deploy::{DeployInput, deploy};
 use crate::plan::DesiredVm;
+use kiln_agent_deploy::{DeployInput, deploy};
 use kiln_collector::{NodeState, TokenRegistry};
 
 /// Where the agent reads its token on a host.

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-use super::events::{Event, EventSink, StepOutcome};
+use kiln_journal::events::{Event, EventSink, StepOutcome};
 
 /// A stretch of a node's pipeline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]

@@ -6,7 +6,7 @@ use std::fmt::Write;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use kiln::journal::{PhaseTotal, RunDetail, RunStatus, RunSummary, StepRecord, StepStatus};
+use kiln_journal::{PhaseTotal, RunDetail, RunStatus, RunSummary, StepRecord, StepStatus};
 use serde_json::{Value, json};
 
 pub fn list_json(journal: &Path, runs: &[RunSummary]) -> Value {
@@ -63,7 +63,7 @@ fn run_json(run: &RunSummary) -> Value {
 fn step_json(detail: &RunDetail, step: &StepRecord) -> Value {
     json!({
         "step": step.step,
-        "phase": kiln::journal::phases::phase_of(&step.step),
+        "phase": kiln_journal::phases::phase_of(&step.step),
         "started_ms": unix_millis(step.started),
         "offset_ms": millis(detail.offset(step.started)),
         "duration_ms": step.duration().map(millis),

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use super::glibc::{self, GlibcVersion};
+use crate::glibc::{self, GlibcVersion};
 
 /// The environment variable naming the agent binary to deploy.
 pub const BINARY_ENV: &str = "KILN_AGENT_BINARY";

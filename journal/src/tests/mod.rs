@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use uuid::Uuid;
 
 use super::Journal;
-use crate::engine::{Event, EventSink, RunOutcome, StepOutcome};
+use crate::events::{Event, EventSink, RunOutcome, StepOutcome};
 
 /// 2023-11-14T22:13:20Z: a fixed clock, so offsets are exact.
 pub fn at(millis: u64) -> SystemTime {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
-use super::error::JournalError;
+use crate::error::JournalError;
 
 /// The journal's file name inside the state dir.
 pub const FILE_NAME: &str = "journal.sqlite3";

@@ -9,17 +9,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // helpers are test code too
 
-#[path = "../../clients/ssh/tests/ssh_common/mod.rs"]
+#[path = "../../../clients/ssh/tests/ssh_common/mod.rs"]
 mod ssh_common;
 
 use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use kiln::agent_deploy::{
+use kiln_agent::config::AgentConfig;
+use kiln_agent_deploy::{
     AgentBundle, DeployError, DeployInput, DeployOutcome, GlibcProblem, Installed, deploy,
 };
-use kiln_agent::config::AgentConfig;
 use kiln_ssh::{Privilege, Session};
 use secrecy::SecretString;
 use sha2::{Digest, Sha256};
@@ -59,7 +59,7 @@ impl Fixture {
 /// The agent engineer's unit, as shipped.
 fn unit() -> String {
     std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../agent/systemd/kiln-agent.service"),
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../systemd/kiln-agent.service"),
     )
     .unwrap()
 }

@@ -5,8 +5,8 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use super::*;
-use crate::engine::EventSink;
-use crate::journal::{FILE_NAME, History, JournalError, RunStatus, StepStatus, phases};
+use crate::events::EventSink;
+use crate::{FILE_NAME, History, JournalError, RunStatus, StepStatus, phases};
 
 /// Node, step, offset, duration, attempts and outcome, in ms.
 type StepRow<'a> = (

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use super::record::{RunDetail, StepRecord, StepStatus, since};
+use crate::record::{RunDetail, StepRecord, StepStatus, since};
 
 /// Which steps make up each named phase. A step not listed here is a phase
 /// of its own under its own name, so a new step (a cluster bootstrap, a

@@ -7,9 +7,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rusqlite::{Connection, Row, params};
 use uuid::Uuid;
 
-use super::error::JournalError;
-use super::record::{RunDetail, RunStatus, RunSummary, StepRecord, StepStatus};
-use super::schema::{self, FILE_NAME};
+use crate::error::JournalError;
+use crate::record::{RunDetail, RunStatus, RunSummary, StepRecord, StepStatus};
+use crate::schema::{self, FILE_NAME};
 use kiln_secrets::Dirs;
 
 /// A short id has at least this many characters, like git's.

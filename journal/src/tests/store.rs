@@ -8,8 +8,8 @@ use rusqlite::Connection;
 use uuid::Uuid;
 
 use super::*;
-use crate::engine::EventSink;
-use crate::journal::{FILE_NAME, History, JournalError, RunStatus, StepRecord, StepStatus, schema};
+use crate::events::EventSink;
+use crate::{FILE_NAME, History, JournalError, RunStatus, StepRecord, StepStatus, schema};
 use kiln_secrets::Dirs;
 
 #[test]

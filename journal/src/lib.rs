@@ -1,4 +1,6 @@
-//! The run journal: a record, not a state. Every run and each of its steps,
+//! kiln-journal: what a run reports as it goes ([`events`]: the progress
+//! display, `-o json` and the journal all consume these, so they cannot
+//! disagree), and the run journal that records them: a record, not a state. Every run and each of its steps,
 //! with timings and outcomes, in SQLite (WAL) in the state dir — the
 //! history `kiln runs` shows, the figures a drill's RTO comes from, and a
 //! hint of where a crashed run stopped. Nothing reads it to decide what to
@@ -13,6 +15,7 @@
 //! keeps secrets out of them.
 
 mod error;
+pub mod events;
 mod history;
 pub mod phases;
 mod record;
@@ -33,7 +36,7 @@ pub use phases::PhaseTotal;
 pub use record::{NodeTimeline, RunDetail, RunStatus, RunSummary, StepRecord, StepStatus};
 pub use schema::FILE_NAME;
 
-use crate::engine::{Event, EventSink};
+use crate::events::{Event, EventSink};
 use kiln_secrets::Dirs;
 use writer::Message;
 

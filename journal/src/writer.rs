@@ -8,8 +8,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, Transaction, TransactionBehavior, params};
 
-use super::error::JournalError;
-use crate::engine::{Event, RunOutcome, StepOutcome};
+use crate::error::JournalError;
+use crate::events::{Event, RunOutcome, StepOutcome};
 
 /// What the writer thread is asked to do.
 pub enum Message {
