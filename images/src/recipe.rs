@@ -36,6 +36,10 @@ const DEBIAN_12_PACKAGES: &[&str] = &[
     "ca-certificates",
     "dbus",
     "locales",
+    // TrueNAS storage: the guest's own kernel is the iSCSI initiator and NFS
+    // client (lab guests have no internet to fetch them at apply time).
+    "open-iscsi",
+    "nfs-common",
 ];
 
 /// A reproducible golden-image recipe.
