@@ -1,0 +1,142 @@
+//! The least TrueNAS roles democratic-csi's key needs.
+//!
+//! Derived from the `roles` the 25.10.5 schema (`methods.json`) declares
+//! for every method the `freenas-api-iscsi` and `freenas-api-nfs` drivers
+//! call (their REST calls mapped to JSON-RPC names). A method's list means
+//! "any one of these"; an empty list means any logged-in user.
+//! `tests/roles.rs` recomputes [`DEMOCRATIC_CSI_ROLES`] from the vendored
+//! schema, so a schema update that changes the answer fails a test.
+//!
+//! Not derivable here: democratic-csi also calls `filesystem.setperm` and
+//! `filesystem.chown` (NFS dataset permissions), `replication.run_onetime`
+//! (detached snapshots) and, on its `next` branch, `nvmet.*` (NVMe-oF); none
+//! of these are in the schema kiln vendors, so their roles are not known
+//! from it (see [`DEMOCRATIC_CSI_METHODS_WITHOUT_SCHEMA`]). Creating the
+//! key itself (`api_key.*`, `user.*`, `privilege.*`) is not in the schema
+//! either. TrueNAS's `role.py` also makes each `*_WRITE` role include its
+//! `*_READ` role; the schema does not say so, so both are listed.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+/// democratic-csi's TrueNAS calls by their 25.10 JSON-RPC names, those the
+/// schema has.
+pub const DEMOCRATIC_CSI_METHODS: &[&str] = &[
+    "core.get_jobs",
+    "iscsi.extent.create",
+    "iscsi.extent.delete",
+    "iscsi.extent.get_instance",
+    "iscsi.extent.query",
+    "iscsi.global.config",
+    "iscsi.target.create",
+    "iscsi.target.delete",
+    "iscsi.target.get_instance",
+    "iscsi.target.query",
+    "iscsi.target.update",
+    "iscsi.targetextent.create",
+    "iscsi.targetextent.query",
+    "pool.dataset.create",
+    "pool.dataset.delete",
+    "pool.dataset.destroy_snapshots",
+    "pool.dataset.get_instance",
+    "pool.dataset.update",
+    "pool.snapshot.clone",
+    "pool.snapshot.create",
+    "pool.snapshot.delete",
+    "pool.snapshot.get_instance",
+    "pool.snapshot.update",
+    "sharing.nfs.create",
+    "sharing.nfs.delete",
+    "sharing.nfs.get_instance",
+    "sharing.nfs.query",
+    "system.version",
+];
+
+/// democratic-csi's calls the vendored schema does not describe.
+pub const DEMOCRATIC_CSI_METHODS_WITHOUT_SCHEMA: &[&str] = &[
+    "filesystem.chown",
+    "filesystem.setperm",
+    "nvmet.*",
+    "replication.run_onetime",
+    "zfs.snapshot.*",
+];
+
+/// The least role set for democratic-csi's API key (sorted).
+pub const DEMOCRATIC_CSI_ROLES: &[&str] = &[
+    "DATASET_DELETE",
+    "DATASET_READ",
+    "DATASET_WRITE",
+    "SHARING_ISCSI_EXTENT_READ",
+    "SHARING_ISCSI_EXTENT_WRITE",
+    "SHARING_ISCSI_GLOBAL_READ",
+    "SHARING_ISCSI_TARGETEXTENT_READ",
+    "SHARING_ISCSI_TARGETEXTENT_WRITE",
+    "SHARING_ISCSI_TARGET_READ",
+    "SHARING_ISCSI_TARGET_WRITE",
+    "SHARING_NFS_READ",
+    "SHARING_NFS_WRITE",
+    "SNAPSHOT_DELETE",
+    "SNAPSHOT_READ",
+    "SNAPSHOT_WRITE",
+];
+
+/// A smallest set of roles that lets every method be called, given each
+/// method's "any of these" role list. Roles a method cannot do without
+/// come first; methods still uncovered then take the role that covers
+/// most of them (ties: alphabetical), which is exact whenever, as in
+/// TrueNAS's schema, the remaining lists are already covered.
+pub fn least_roles(method_roles: &BTreeMap<String, Vec<String>>) -> BTreeSet<String> {
+    let mut chosen: BTreeSet<String> = method_roles
+        .values()
+        .filter(|roles| roles.len() == 1)
+        .flatten()
+        .cloned()
+        .collect();
+    let mut uncovered: Vec<&Vec<String>> = method_roles
+        .values()
+        .filter(|roles| !roles.is_empty() && !roles.iter().any(|r| chosen.contains(r)))
+        .collect();
+    // Each pass covers at least one more method, so this ends.
+    while !uncovered.is_empty() {
+        let mut counts: BTreeMap<&String, usize> = BTreeMap::new();
+        for roles in &uncovered {
+            for role in roles.iter() {
+                *counts.entry(role).or_default() += 1;
+            }
+        }
+        let Some(best) = counts
+            .iter()
+            .max_by(|a, b| a.1.cmp(b.1).then_with(|| b.0.cmp(a.0)))
+            .map(|(role, _)| (*role).clone())
+        else {
+            break;
+        };
+        uncovered.retain(|roles| !roles.contains(&best));
+        chosen.insert(best);
+    }
+    chosen
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn roles(pairs: &[(&str, &[&str])]) -> BTreeMap<String, Vec<String>> {
+        pairs
+            .iter()
+            .map(|(m, r)| ((*m).to_owned(), r.iter().map(|s| (*s).to_owned()).collect()))
+            .collect()
+    }
+
+    #[test]
+    fn forced_roles_then_the_widest_cover() {
+        let needed = least_roles(&roles(&[
+            ("a.read", &["A_READ"]),
+            ("b.any", &["A_READ", "B_WRITE"]),
+            ("c.any", &["C_WRITE", "D_WRITE"]),
+            ("d.any", &["D_WRITE", "E_WRITE"]),
+            ("open", &[]),
+        ]));
+        let needed: Vec<&str> = needed.iter().map(String::as_str).collect();
+        assert_eq!(needed, ["A_READ", "D_WRITE"]);
+    }
+}
