@@ -1,6 +1,6 @@
 //! kiln-truenas: kiln's TrueNAS client. It knows nothing of kiln's
 //! inventory: callers hand it an endpoint, an API key and a TLS trust, and
-//! (for [`ensure`]) a plain [`DesiredStorage`].
+//! (for [`ensure`]) a plain [`ensure::DesiredStorage`].
 //!
 //! - Transport: JSON-RPC 2.0 over one WebSocket at `wss://host/api/<v>`,
 //!   where `<v>` is [`PINNED_API_VERSION`] when `GET /api/versions` lists
@@ -28,6 +28,7 @@ mod api;
 mod auth;
 mod client;
 mod endpoint;
+pub mod ensure;
 mod error;
 mod iqn;
 mod jobs;
