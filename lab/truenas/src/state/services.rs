@@ -1,0 +1,134 @@
+//! `service.*`: the services table (start-on-boot `enable`, `state`), started and stopped by
+//! `service.control` (a job, 25.10+) or the older `service.start/stop/restart/reload`
+//! (still public in 25.10, `removed_in v26.04`). Starting `iscsitarget` or `nfs` hands the
+//! configuration to the data path; its failure is the start's failure.
+
+use serde_json::{Value, json};
+
+use super::State;
+use crate::datapath::DataPath;
+use crate::rpc::{ENOENT, RpcError};
+
+#[derive(Debug, Clone)]
+pub(crate) struct Service {
+    pub id: u64,
+    pub name: &'static str,
+    pub enable: bool,
+    pub running: bool,
+}
+
+/// The services a 25.10 system lists (a subset: those a storage client meets).
+pub(crate) fn initial() -> Vec<Service> {
+    [
+        "cifs",
+        "ftp",
+        "iscsitarget",
+        "nfs",
+        "smartd",
+        "snmp",
+        "ssh",
+        "ups",
+        "nvmet",
+    ]
+    .iter()
+    .zip(1u64..)
+    .map(|(name, id)| Service {
+        id,
+        name,
+        enable: false,
+        running: false,
+    })
+    .collect()
+}
+
+/// What to do to a service (`service.control`'s verb).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verb {
+    Start,
+    Stop,
+    Restart,
+    Reload,
+}
+
+impl Verb {
+    pub(crate) fn parse(text: &str) -> Option<Self> {
+        match text {
+            "START" => Some(Self::Start),
+            "STOP" => Some(Self::Stop),
+            "RESTART" => Some(Self::Restart),
+            "RELOAD" => Some(Self::Reload),
+            _ => None,
+        }
+    }
+}
+
+impl Service {
+    pub(crate) fn entry(&self) -> Value {
+        json!({"id": self.id, "service": self.name, "enable": self.enable,
+            "state": if self.running { "RUNNING" } else { "STOPPED" }, "pids": if self.running { vec![1000 + self.id] } else { vec![] }})
+    }
+}
+
+impl State {
+    fn service_index(&self, name: &str) -> Result<usize, RpcError> {
+        self.services
+            .iter()
+            .position(|s| s.name == name)
+            .ok_or_else(|| RpcError::call(ENOENT, format!("{name}: service not found")))
+    }
+
+    pub(crate) fn service_rows(&self) -> Vec<Value> {
+        self.services.iter().map(Service::entry).collect()
+    }
+
+    /// `service.update [id_or_name, {"enable": …}]` → the service's id.
+    pub(crate) fn service_update(
+        &mut self,
+        id_or_name: &Value,
+        data: &Value,
+    ) -> Result<Value, RpcError> {
+        let index = match id_or_name {
+            Value::Number(n) => self
+                .services
+                .iter()
+                .position(|s| Some(s.id) == n.as_u64())
+                .ok_or_else(|| RpcError::not_found(format!("Service {n} does not exist")))?,
+            other => self.service_index(other.as_str().unwrap_or_default())?,
+        };
+        if let Some(enable) = data.get("enable").and_then(Value::as_bool) {
+            self.services[index].enable = enable;
+        }
+        Ok(json!(self.services[index].id))
+    }
+
+    /// Runs a verb on a service. Returns whether the service ended as asked; a failed
+    /// start is an error unless `silent` (then `false`, as the middleware answers).
+    pub(crate) fn service_control(
+        &mut self,
+        verb: Verb,
+        name: &str,
+        silent: bool,
+        data_path: &dyn DataPath,
+    ) -> Result<Value, RpcError> {
+        let index = self.service_index(name)?;
+        let was_running = self.services[index].running;
+        let running = match verb {
+            Verb::Start | Verb::Restart => true,
+            Verb::Stop => false,
+            Verb::Reload => was_running,
+        };
+        self.services[index].running = running;
+        let starting = (running && (verb != Verb::Reload)).then_some(name);
+        match self.sync_data_path(data_path, starting) {
+            Ok(()) => Ok(Value::Bool(true)),
+            Err(e) => {
+                self.services[index].running = was_running && verb == Verb::Restart;
+                if silent {
+                    Ok(Value::Bool(false))
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+}
