@@ -1,8 +1,9 @@
 //! Secrets kiln makes itself when the inventory does not give them, written
 //! to the store (under [`PREFIX`], apart from what users store) on first use and read back on every later run: that is what
 //! lets `kiln rebuild` keep the cluster's identity (its SSH key, the agents'
-//! tokens, the collector's certificate, later the K3s token and Talos PKI).
+//! tokens, the collector's certificate, the iSCSI CHAP secret, later the K3s token and Talos PKI).
 
+mod chap;
 mod later;
 mod rotate;
 mod ssh;
@@ -12,6 +13,7 @@ mod tokens;
 use ring::rand::{SecureRandom, SystemRandom};
 use zeroize::Zeroizing;
 
+pub use chap::{CHAP_ENTRY, ChapCredential, truenas_chap};
 pub use later::{flux_deploy_key, import_flux_deploy_key, talos_secrets_bundle};
 pub use rotate::{Generated, rotate};
 pub use ssh::{SshKeyPair, cluster_ssh_keypair};

@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-use super::{ClusterNames, later, ssh, tls, tokens};
+use super::{ClusterNames, chap, later, ssh, tls, tokens};
 use crate::error::SecretsError;
 use crate::store::{Cas, Data, SecretStore};
 
@@ -17,6 +17,7 @@ pub enum Generated {
     AgentToken { node: String },
     CollectorTls,
     K3sToken,
+    TruenasChap,
     TalosSecrets,
     FluxDeployKey,
 }
@@ -34,6 +35,7 @@ impl Generated {
             }),
             _ if name == tls::ENTRY => Some(Self::CollectorTls),
             _ if name == tokens::K3S_ENTRY => Some(Self::K3sToken),
+            _ if name == chap::CHAP_ENTRY => Some(Self::TruenasChap),
             _ if name == later::TALOS_ENTRY => Some(Self::TalosSecrets),
             _ if name == later::FLUX_ENTRY => Some(Self::FluxDeployKey),
             _ => None,
@@ -61,6 +63,11 @@ impl Generated {
                  servers keep the old one and new nodes with the new one cannot join. Rotate \
                  it only together with `kiln rebuild`, which makes a new cluster."
                 .to_owned(),
+            Self::TruenasChap => "TrueNAS's CHAP credential and every node's iSCSI sessions \
+                 hold the old secret. The next `kiln apply` writes the new one to TrueNAS; \
+                 volumes the CSI driver already attached keep their sessions until they \
+                 log in again, which then needs the new secret in the driver's configuration."
+                .to_owned(),
             Self::TalosSecrets => "The Talos secrets bundle is the cluster's whole PKI (CAs, \
                  bootstrap tokens). A new bundle means a new cluster: every node must be \
                  rebuilt and every talosconfig/kubeconfig is invalidated."
@@ -77,6 +84,7 @@ impl Generated {
             Self::SshKey { .. } => ssh::generate(&format!("kiln@{cluster}")),
             Self::AgentToken { .. } => tokens::random_token("an agent token"),
             Self::K3sToken => tokens::random_token("the K3s token"),
+            Self::TruenasChap => chap::generate(cluster),
             Self::CollectorTls => tls::generate(cluster, &tls::wanted_names(names)),
             Self::TalosSecrets | Self::FluxDeployKey => Err(SecretsError::Config(format!(
                 "kiln cannot make a new {} itself. {}",
@@ -136,6 +144,10 @@ mod tests {
         assert_eq!(
             Generated::of("generated/k3s/token"),
             Some(Generated::K3sToken)
+        );
+        assert_eq!(
+            Generated::of("generated/truenas/chap"),
+            Some(Generated::TruenasChap)
         );
         assert_eq!(Generated::of("vault-secret-id"), None);
         assert_eq!(Generated::of("generated/ssh/"), None);
