@@ -1,0 +1,113 @@
+//! democratic-csi's least-privilege role set, recomputed from the data: the
+//! calls its `freenas-api-*` drivers make (tests/data, see its README) and
+//! the roles the vendored 25.10.5 schema declares for each method.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::Value;
+
+fn read_json(path: &str) -> Value {
+    let path = format!("{}/{path}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// The method names in one "jsonrpc" cell, e.g.
+/// `zfs.snapshot.* | pool.snapshot.{create,get_instance}` or
+/// `iscsi.target.get_instance + iscsi.target.delete`.
+fn method_names(cell: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    for word in cell.split_whitespace() {
+        let expanded: Vec<String> = match (word.find('{'), word.strip_suffix('}')) {
+            (Some(open), Some(inner)) => inner[open + 1..]
+                .split(',')
+                .map(|item| format!("{}{item}", &word[..open]))
+                .collect(),
+            _ => vec![word.to_owned()],
+        };
+        for name in expanded {
+            let is_method = name.contains('.')
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c == '_' || c == '.' || c == '*');
+            if is_method {
+                names.push(name);
+            }
+        }
+    }
+    names
+}
+
+#[test]
+fn democratic_csi_role_set_matches_the_vendored_schema() {
+    let calls = read_json("tests/data/democratic-csi-calls.json");
+    let schema = read_json("../../lab/truenas/schema/methods.json");
+    let methods = schema["methods"].as_object().expect("methods");
+
+    let mut with_schema = BTreeSet::new();
+    let mut without_schema = BTreeSet::new();
+    for call in calls["freenas-api-*"]
+        .as_array()
+        .expect("freenas-api-* calls")
+    {
+        for name in method_names(call["jsonrpc"].as_str().expect("jsonrpc cell")) {
+            if methods.contains_key(&name) {
+                with_schema.insert(name);
+            } else {
+                without_schema.insert(name);
+            }
+        }
+    }
+    let listed: BTreeSet<String> = kiln_truenas::DEMOCRATIC_CSI_METHODS
+        .iter()
+        .map(|m| (*m).to_owned())
+        .collect();
+    assert_eq!(with_schema, listed);
+    let listed_without: BTreeSet<String> = kiln_truenas::DEMOCRATIC_CSI_METHODS_WITHOUT_SCHEMA
+        .iter()
+        .map(|m| (*m).to_owned())
+        .collect();
+    assert_eq!(without_schema, listed_without);
+
+    let method_roles: BTreeMap<String, Vec<String>> = with_schema
+        .iter()
+        .map(|name| {
+            let roles = methods[name]["roles"]
+                .as_array()
+                .expect("roles")
+                .iter()
+                .map(|r| r.as_str().expect("role").to_owned())
+                .collect();
+            (name.clone(), roles)
+        })
+        .collect();
+    let least = kiln_truenas::least_roles(&method_roles);
+    let constant: BTreeSet<String> = kiln_truenas::DEMOCRATIC_CSI_ROLES
+        .iter()
+        .map(|r| (*r).to_owned())
+        .collect();
+    assert_eq!(least, constant);
+    // Every method is callable with the set (an empty list: any login).
+    for (method, roles) in &method_roles {
+        assert!(
+            roles.is_empty() || roles.iter().any(|r| least.contains(r)),
+            "{method} needs one of {roles:?}"
+        );
+    }
+}
+
+#[test]
+fn method_cells_expand() {
+    assert_eq!(
+        method_names("zfs.snapshot.* | pool.snapshot.{create,get_instance}"),
+        [
+            "zfs.snapshot.*",
+            "pool.snapshot.create",
+            "pool.snapshot.get_instance"
+        ]
+    );
+    assert_eq!(
+        method_names("core.get_jobs [[['id','=',n]]]"),
+        ["core.get_jobs"]
+    );
+}
