@@ -36,6 +36,7 @@ pub use datapath::{
 };
 pub use kiln_lab_core::LabError;
 pub use lab::{Credentials, RunningTruenas, TruenasConfig, TruenasFaults, start};
+pub use methods::EMULATED_METHODS;
 
 /// The API version this emulator serves (`/api/v25.10.5`, and `/api/current`).
 pub const API_VERSION: &str = "v25.10.5";

@@ -235,6 +235,29 @@ mod tests {
     }
 
     #[test]
+    fn results_are_checked_against_the_result_schema() {
+        let schema = Schema::load().unwrap();
+        let spec = schema.method("iscsi.targetextent.create").unwrap();
+        assert!(
+            spec.check_result(&json!({"id": 1, "target": 1, "lunid": 0, "extent": 1}))
+                .is_ok()
+        );
+        assert!(
+            spec.check_result(&json!({"id": 1, "target": 1, "extent": 1}))
+                .is_err()
+        );
+        assert!(
+            spec.check_result(&json!({"id": 1, "target": "1", "lunid": 0, "extent": 1}))
+                .is_err()
+        );
+        let jobs = schema.method("core.get_jobs").unwrap();
+        assert!(
+            jobs.check_result(&json!([{"id": 1, "time_started": {"$date": 5}}]))
+                .is_ok()
+        );
+    }
+
+    #[test]
     fn attribute_paths_name_the_argument_and_field() {
         assert_eq!(
             extra(

@@ -101,9 +101,9 @@ pub(crate) async fn serve(
             let served = async {
                 match tls {
                     Some(tls) => {
-                        match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(tcp)).await {
-                            Ok(Ok(stream)) => connection(stream, true, peer, app).await,
-                            _ => {}
+                        let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(tcp));
+                        if let Ok(Ok(stream)) = handshake.await {
+                            connection(stream, true, peer, app).await;
                         }
                     }
                     None => connection(tcp, false, peer, app).await,

@@ -43,6 +43,15 @@ const PROPERTIES: &[(&str, &str, bool)] = &[
     ("xattr", "SA", true),
 ];
 
+/// Properties counted in bytes (shown as `1G`).
+const SIZE_PROPERTIES: &[&str] = &[
+    "reservation",
+    "refreservation",
+    "quota",
+    "refquota",
+    "special_small_block_size",
+];
+
 /// A zvol's own settings.
 #[derive(Debug, Clone)]
 struct Volume {
@@ -174,8 +183,11 @@ impl Dataset {
             Some(Value::Bool(b)) => ((if *b { "ON" } else { "OFF" }).to_string(), "LOCAL"),
             _ => (default.to_string(), "DEFAULT"),
         };
-        if let Ok(bytes) = value.parse::<u64>() {
-            return size_prop(bytes, source);
+        if let Ok(number) = value.parse::<u64>() {
+            if SIZE_PROPERTIES.contains(&name) {
+                return size_prop(number, source);
+            }
+            return prop(value, json!(number), source);
         }
         let parsed = match value.as_str() {
             "ON" => Value::Bool(true),
@@ -355,7 +367,12 @@ impl State {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_string();
-        let volume = data.get("type").and_then(Value::as_str) == Some("VOLUME");
+        // pydantic's smart union: without `type`, params that only the volume model
+        // accepts (a `volsize`) make a volume.
+        let volume = match data.get("type").and_then(Value::as_str) {
+            Some(kind) => kind == "VOLUME",
+            None => data.contains_key("volsize"),
+        };
         if !name.contains('/') {
             return Err(RpcError::field(
                 attr,

@@ -7,6 +7,7 @@ mod datasets;
 mod iscsi;
 mod nfs;
 pub(crate) mod services;
+mod targets;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
