@@ -32,6 +32,37 @@ async fn connects_to_the_pinned_version_and_reads_the_system() {
 }
 
 #[tokio::test]
+async fn logs_in_without_a_username_through_login_with_api_key() {
+    let nas = start_nas(TruenasFaults::default()).await;
+    let mut config = client_config(&nas);
+    config.username = None;
+    let client = TruenasClient::connect(config).await.unwrap();
+    assert!(client.system_version().await.is_ok());
+    let methods: Vec<String> = nas.calls().into_iter().map(|c| c.method).collect();
+    assert_eq!(methods[0], "auth.login_with_api_key", "{methods:?}");
+    nas.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_slow_answer_is_a_timeout_naming_the_method() {
+    let nas = start_nas(TruenasFaults {
+        call_delay: Some(Duration::from_secs(2)),
+        ..TruenasFaults::default()
+    })
+    .await;
+    let mut config = client_config(&nas);
+    config.call_timeout = Duration::from_millis(300);
+    let error = TruenasClient::connect(config).await.unwrap_err();
+    let text = error.to_string();
+    assert!(
+        matches!(&error, Error::Timeout { method, mutating: false, .. } if method == "auth.login_ex"),
+        "{text}"
+    );
+    assert!(text.contains("no answer within 300ms"), "{text}");
+    nas.shutdown().await;
+}
+
+#[tokio::test]
 async fn every_call_kiln_makes() {
     let nas = start_nas(TruenasFaults::default()).await;
     let client = connect(&nas).await;
