@@ -530,6 +530,27 @@ fn cases() -> Vec<Case> {
                 "29:11: invalid `role` `master`, expected one of `controlplane`, `worker`, `host`",
             ],
         ),
+        raw(
+            "storage that TrueNAS or the nodes would refuse",
+            &format!(
+                "{BASE}storage:\n  truenas:\n    endpoint: https://nas.lan\n    api_key: env:NAS_KEY\n    iscsi:\n      portal: nas.lan:3260\n      dataset: tank\n      target_prefix: Kiln_\n    nfs:\n      server: 10.0.0.5\n      dataset: tank/k8s/nfs\n"
+            ),
+            &[
+                "35:15: portal `nas.lan:3260` is not `address:port` or an address",
+                "36:16: `tank` is not a dataset below a pool",
+                "37:22: target prefix `Kiln_` must be lower-case letters, digits and `-` (it becomes part of IQNs)",
+                "40:16: the NFS dataset `tank/k8s/nfs` and the iSCSI dataset `tank` must not contain one another: the CSI driver lists each parent's children as its volumes",
+            ],
+        ),
+        raw(
+            "nested storage datasets",
+            &format!(
+                "{BASE}storage:\n  truenas:\n    endpoint: https://nas.lan\n    api_key: env:NAS_KEY\n    iscsi:\n      portal: 10.0.0.5\n      dataset: tank/k8s\n    nfs:\n      server: 10.0.0.5\n      dataset: tank/k8s/nfs\n"
+            ),
+            &[
+                "39:16: the NFS dataset `tank/k8s/nfs` and the iSCSI dataset `tank/k8s` must not contain one another: the CSI driver lists each parent's children as its volumes",
+            ],
+        ),
         case(
             "invalid map key",
             &[

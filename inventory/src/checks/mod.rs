@@ -1,10 +1,11 @@
-//! Rules across fields: uniqueness, addressing, topology, references and
-//! profiles. Each rule reports every violation it finds, at its place.
+//! Rules across fields: uniqueness, addressing, topology, references,
+//! profiles and storage. Each rule reports every violation it finds, at its place.
 
 mod addressing;
 mod identity;
 mod profiles;
 mod references;
+mod storage;
 mod topology;
 
 use crate::diagnostic::Diagnostic;
@@ -72,5 +73,6 @@ pub(crate) fn run(inventory: &Inventory, tree: &YamlNode) -> Vec<Diagnostic> {
     topology::check(inventory, &mut findings);
     references::check(inventory, &mut findings);
     profiles::check(inventory, &mut findings);
+    storage::check(inventory, &mut findings);
     findings.diagnostics
 }

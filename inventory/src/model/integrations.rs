@@ -1,5 +1,7 @@
 //! Systems the cluster uses once it runs: TrueNAS storage and Flux GitOps.
 
+use std::net::{IpAddr, SocketAddr};
+
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -30,13 +32,33 @@ pub struct TrueNas {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Iscsi {
-    /// The iSCSI portal, `host:port`.
+    /// The iSCSI portal, `address:port` (or an address: port 3260).
     pub portal: String,
     /// The parent dataset volumes are made in, e.g. tank/k8s/iscsi.
     pub dataset: String,
     /// The prefix of target names kiln (and the CSI driver) create.
     #[serde(default = "default_target_prefix")]
     pub target_prefix: String,
+    /// Require CHAP on the cluster's targets, with a secret kiln generates
+    /// and keeps in the store.
+    #[serde(default)]
+    pub chap: bool,
+}
+
+/// The iSCSI port TrueNAS listens on unless told otherwise.
+pub const ISCSI_PORT: u16 = 3260;
+
+impl Iscsi {
+    /// The portal as a socket address (an address alone takes port 3260);
+    /// `None` for a name, which the inventory's checks refuse.
+    pub fn portal_address(&self) -> Option<SocketAddr> {
+        self.portal.parse::<SocketAddr>().ok().or_else(|| {
+            self.portal
+                .parse::<IpAddr>()
+                .ok()
+                .map(|ip| SocketAddr::new(ip, ISCSI_PORT))
+        })
+    }
 }
 
 fn default_target_prefix() -> String {
@@ -82,4 +104,33 @@ pub struct Flux {
 
 fn default_branch() -> String {
     "main".to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn iscsi(portal: &str) -> Iscsi {
+        Iscsi {
+            portal: portal.to_owned(),
+            dataset: "tank/k8s/iscsi".to_owned(),
+            target_prefix: default_target_prefix(),
+            chap: false,
+        }
+    }
+
+    #[test]
+    fn a_portal_is_an_address_with_or_without_a_port() {
+        let address = |portal: &str| iscsi(portal).portal_address();
+        assert_eq!(
+            address("10.0.0.5:3261"),
+            Some("10.0.0.5:3261".parse().unwrap())
+        );
+        assert_eq!(address("10.0.0.5"), Some("10.0.0.5:3260".parse().unwrap()));
+        assert_eq!(
+            address("[fd00::5]:3260"),
+            Some("[fd00::5]:3260".parse().unwrap())
+        );
+        assert_eq!(address("nas.lan:3260"), None);
+    }
 }
