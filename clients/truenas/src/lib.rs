@@ -26,6 +26,7 @@
 
 mod api;
 mod auth;
+mod check;
 mod client;
 mod endpoint;
 pub mod ensure;
@@ -37,6 +38,7 @@ mod rpc;
 mod wire;
 
 pub use api::*;
+pub use check::{CheckLun, CheckLunRequest, CheckShare};
 pub use client::{ClientConfig, RetryPolicy, TruenasClient};
 pub use endpoint::{CURRENT_API_VERSION, PINNED_API_VERSION};
 pub use error::{Error, FieldError, Result};

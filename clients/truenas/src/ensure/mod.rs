@@ -24,6 +24,9 @@
 //!   its own: a parent holds every volume's data, and an emptied inventory
 //!   entry is no reason to lose it. A dataset dropped from the desired
 //!   state is simply left alone; an existing dataset is used as it is.
+//!   (The one exception is outside `ensure`: the test zvol and dataset
+//!   `kiln storage check` makes for itself and removes by the handle it
+//!   got, see [`TruenasClient::create_check_lun`](crate::TruenasClient).)
 //! - **CHAP credential**: `iscsi.auth` has no comment field, so kiln's is
 //!   the one whose `user` equals the configured CHAP user; kiln sets its
 //!   secret. Turning CHAP off leaves the credential in place (nothing marks
