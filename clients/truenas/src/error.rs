@@ -192,8 +192,18 @@ impl Error {
 }
 
 /// An error and all its sources on one line: a TLS refusal is several
-/// layers deep (tungstenite → io → rustls → the pin verifier).
+/// layers deep (tungstenite → io → rustls → the pin verifier), and then
+/// the verifier's own words are what the user needs.
 pub(crate) fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut level = Some(error);
+    // Bounded like the walk below.
+    for _ in 0..16 {
+        let Some(current) = level else { break };
+        if let Some(refusal) = certificate_refusal(current) {
+            return refusal;
+        }
+        level = current.source();
+    }
     let mut text = error.to_string();
     let mut source = error.source();
     // Bounded: error chains are short, but a cyclic one must not hang us.
@@ -207,6 +217,25 @@ pub(crate) fn chain(error: &(dyn std::error::Error + 'static)) -> String {
         source = next.source();
     }
     text
+}
+
+/// rustls shows a certificate its verifier refused as
+/// `invalid peer certificate: Other(OtherError(…))`; the verifier's message
+/// (a pin mismatch names both fingerprints) reads better on its own.
+fn certificate_refusal(error: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let tls = error.downcast_ref::<rustls::Error>().or_else(|| {
+        error
+            .downcast_ref::<std::io::Error>()?
+            .get_ref()?
+            .downcast_ref::<rustls::Error>()
+    })?;
+    match tls {
+        rustls::Error::InvalidCertificate(rustls::CertificateError::Other(other)) => Some(format!(
+            "TLS: the server's certificate was refused: {}",
+            other.0
+        )),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

@@ -33,6 +33,9 @@ pub(crate) const MAX_OUTGOING_MESSAGE: usize = 64 * 1024;
 /// nginx in front of TrueNAS ≤ 25.10 drops a WebSocket silent for 60 s.
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(20);
 
+/// How long closing the socket may take once the connection is over.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 type ReplySender = oneshot::Sender<Result<Value, ErrorObject>>;
 
@@ -210,7 +213,8 @@ async fn write_loop(
         }
     };
     shared.close(reason);
-    let _ = sink.close().await;
+    // A polite close frame, but a half-dead peer must not hold the task.
+    let _ = tokio::time::timeout(CLOSE_GRACE, sink.close()).await;
 }
 
 async fn read_loop(mut stream: futures_util::stream::SplitStream<Socket>, shared: Arc<Shared>) {
