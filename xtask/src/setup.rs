@@ -73,7 +73,44 @@ const PACKAGES: &[Package] = &[
         probe: "/usr/bin/qemu-system-x86_64",
         why: "boots the golden image in the boot test",
     },
+    Package {
+        name: "tgt",
+        probe: "/usr/sbin/tgtd",
+        why: "the lab's real iSCSI target (`tgtd` + `tgtadm`, user space) behind the TrueNAS emulator",
+    },
+    Package {
+        name: "nfs-ganesha",
+        probe: "/usr/bin/ganesha.nfsd",
+        why: "the lab's real NFS server (user space) behind the TrueNAS emulator; pulls in rpcbind, nfs-common and dbus (none of them started on the host)",
+    },
+    Package {
+        name: "nfs-ganesha-vfs",
+        probe: "/usr/lib/x86_64-linux-gnu/ganesha/libfsalvfs.so",
+        why: "ganesha's FSAL_VFS: exports plain directories, like TrueNAS's /mnt/<pool>/… datasets",
+    },
+    Package {
+        name: "rpcbind",
+        probe: "/usr/sbin/rpcbind",
+        why: "ganesha registers NFSv3 and MOUNT with an rpcbind in its own network namespace",
+    },
+    Package {
+        name: "libiscsi-bin",
+        probe: "/usr/bin/iscsi-ls",
+        why: "user-space iSCSI initiator (`iscsi-ls`, `iscsi-inq`, `iscsi-readcapacity16`, `iscsi-test-cu`): this kernel has no iSCSI",
+    },
+    Package {
+        name: "libnfs-utils",
+        probe: "/usr/bin/nfs-ls",
+        why: "user-space NFS client (`nfs-ls`, `nfs-cp`, `nfs-cat`): this kernel has no NFS client",
+    },
 ];
+
+/// Daemons the storage packages bring that must never run on the host itself: the lab starts
+/// its own inside network namespaces. Their postinst scripts start them through
+/// `invoke-rc.d`/`deb-systemd-invoke`, which a `policy-rc.d` returning 101 stops.
+const HOST_DAEMONS: [&str; 4] = ["tgtd", "ganesha.nfsd", "rpcbind", "rpc.statd"];
+
+const POLICY_RC_D: &str = "/usr/sbin/policy-rc.d";
 
 /// Where the Python tools live, for the tests to find them.
 pub struct Tools {
@@ -128,7 +165,80 @@ fn ensure_packages() -> anyhow::Result<()> {
     if missing.iter().any(|package| QEMU.contains(&package.name)) {
         pin_qemu_to_the_release(&mut install)?;
     }
-    apt(&install.iter().map(String::as_str).collect::<Vec<_>>())
+    let held = HeldDaemons::hold(sudo)?;
+    let installed = apt(&install.iter().map(String::as_str).collect::<Vec<_>>());
+    held.release(sudo);
+    installed?;
+    warn_about_host_daemons();
+    Ok(())
+}
+
+/// A `policy-rc.d` that forbids every service start while packages install, written only if
+/// the machine has none (Docker images ship one already, which is then left alone).
+struct HeldDaemons {
+    written: bool,
+}
+
+impl HeldDaemons {
+    fn hold(sudo: Option<&str>) -> anyhow::Result<Self> {
+        if std::path::Path::new(POLICY_RC_D).exists() {
+            return Ok(Self { written: false });
+        }
+        println!(
+            "xtask: {POLICY_RC_D} (exit 101) while installing, so no daemon starts on the host"
+        );
+        let script =
+            format!("printf '#!/bin/sh\\nexit 101\\n' > {POLICY_RC_D} && chmod 755 {POLICY_RC_D}");
+        as_root(sudo, "sh", &["-c", &script])?;
+        Ok(Self { written: true })
+    }
+
+    fn release(self, sudo: Option<&str>) {
+        if self.written
+            && let Err(e) = as_root(sudo, "rm", &["-f", POLICY_RC_D])
+        {
+            println!("xtask: warning: could not remove {POLICY_RC_D}: {e:#}");
+        }
+    }
+}
+
+fn as_root(sudo: Option<&str>, program: &str, args: &[&str]) -> anyhow::Result<()> {
+    match sudo {
+        Some(sudo) => {
+            let mut full = vec![program];
+            full.extend_from_slice(args);
+            run(sudo, &full, &[])
+        }
+        None => run(program, args, &[]),
+    }
+}
+
+/// Names any storage daemon running in this (the host's) network namespace: one started by an
+/// install before this guard existed, or by an init system at boot. Not stopped here, since it
+/// may be the machine owner's own; the message says how.
+fn warn_about_host_daemons() {
+    let Ok(ours) = std::fs::read_link("/proc/self/ns/net") else {
+        return;
+    };
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    for pid in entries
+        .filter_map(Result::ok)
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+    {
+        let Ok(comm) = std::fs::read_to_string(format!("/proc/{pid}/comm")) else {
+            continue;
+        };
+        let comm = comm.trim();
+        let same_namespace =
+            std::fs::read_link(format!("/proc/{pid}/ns/net")).is_ok_and(|theirs| theirs == ours);
+        if HOST_DAEMONS.contains(&comm) && same_namespace {
+            println!(
+                "xtask: warning: {comm} (pid {pid}) runs on the host; the lab needs none there (stop it: `kill {pid}`, or its service)"
+            );
+        }
+    }
 }
 
 /// QEMU's packages must come from one release: some machine images carry a
