@@ -45,5 +45,5 @@ pub use error::{Error, FieldError, Result};
 pub use iqn::{IqnError, KILN_IQN_AUTHORITY, MAX_IQN_LENGTH, initiator_name, is_valid_iqn};
 pub use roles::{
     DEMOCRATIC_CSI_METHODS, DEMOCRATIC_CSI_METHODS_WITHOUT_SCHEMA, DEMOCRATIC_CSI_ROLES,
-    least_roles,
+    KILN_METHODS, KILN_ROLES, least_roles,
 };

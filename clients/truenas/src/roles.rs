@@ -1,4 +1,4 @@
-//! The least TrueNAS roles democratic-csi's key needs.
+//! The least TrueNAS roles democratic-csi's key needs (and kiln's own).
 //!
 //! Derived from the `roles` the 25.10.5 schema (`methods.json`) declares
 //! for every method the `freenas-api-iscsi` and `freenas-api-nfs` drivers
@@ -77,6 +77,70 @@ pub const DEMOCRATIC_CSI_ROLES: &[&str] = &[
     "SNAPSHOT_DELETE",
     "SNAPSHOT_READ",
     "SNAPSHOT_WRITE",
+];
+
+/// The methods kiln itself calls to connect, [`ensure`](crate::ensure) and
+/// set up `kiln storage check` (what its own key must be allowed).
+pub const KILN_METHODS: &[&str] = &[
+    "auth.login_ex",
+    "auth.login_with_api_key",
+    "core.get_jobs",
+    "core.subscribe",
+    "iscsi.auth.create",
+    "iscsi.auth.query",
+    "iscsi.auth.update",
+    "iscsi.extent.create",
+    "iscsi.extent.delete",
+    "iscsi.global.config",
+    "iscsi.global.update",
+    "iscsi.initiator.create",
+    "iscsi.initiator.query",
+    "iscsi.initiator.update",
+    "iscsi.portal.create",
+    "iscsi.portal.query",
+    "iscsi.portal.update",
+    "iscsi.target.create",
+    "iscsi.target.delete",
+    "iscsi.targetextent.create",
+    "iscsi.targetextent.delete",
+    "nfs.config",
+    "nfs.update",
+    "pool.dataset.create",
+    "pool.dataset.delete",
+    "pool.dataset.query",
+    "service.control",
+    "service.query",
+    "service.update",
+    "sharing.nfs.create",
+    "sharing.nfs.delete",
+    "sharing.nfs.query",
+    "sharing.nfs.update",
+    "system.version",
+];
+
+/// The least role set for kiln's own key (sorted). `service.control` and
+/// `service.update` are covered by `SHARING_NFS_WRITE` (any one of their
+/// roles will do). `pool.dataset.delete` is only for the storage check's
+/// own test zvol and dataset. [`TruenasClient::system_info`]
+/// (crate::TruenasClient::system_info) would add `READONLY_ADMIN`.
+pub const KILN_ROLES: &[&str] = &[
+    "DATASET_DELETE",
+    "DATASET_READ",
+    "DATASET_WRITE",
+    "SERVICE_READ",
+    "SHARING_ISCSI_AUTH_READ",
+    "SHARING_ISCSI_AUTH_WRITE",
+    "SHARING_ISCSI_EXTENT_WRITE",
+    "SHARING_ISCSI_GLOBAL_READ",
+    "SHARING_ISCSI_GLOBAL_WRITE",
+    "SHARING_ISCSI_INITIATOR_READ",
+    "SHARING_ISCSI_INITIATOR_WRITE",
+    "SHARING_ISCSI_PORTAL_READ",
+    "SHARING_ISCSI_PORTAL_WRITE",
+    "SHARING_ISCSI_TARGETEXTENT_WRITE",
+    "SHARING_ISCSI_TARGET_WRITE",
+    "SHARING_NFS_READ",
+    "SHARING_NFS_WRITE",
 ];
 
 /// A smallest set of roles that lets every method be called, given each

@@ -115,3 +115,47 @@ async fn the_check_share_is_made_and_removed() {
     assert!(nas.dataset_exists("tank/k8s/lab/nfs"));
     nas.shutdown().await;
 }
+
+#[tokio::test]
+async fn kiln_methods_cover_connect_ensure_and_check() {
+    let nas = start_nas(TruenasFaults::default()).await;
+    let client = connect(&nas).await;
+    let mut want = desired();
+    if let Some(iscsi) = &mut want.iscsi {
+        iscsi.portal = "0.0.0.0:3261".parse().expect("portal address");
+        iscsi.chap = Some(ensure::ChapCredentials {
+            user: "kiln-lab".into(),
+            secret: secrecy::SecretString::from("chap-secret-0123"),
+        });
+    }
+    let plan = ensure::plan(&client, &want).await.unwrap();
+    let ids = ensure::apply(&client, plan).await.unwrap();
+    let lun = client
+        .create_check_lun(&CheckLunRequest {
+            name: "kiln-check".into(),
+            parent: "tank/k8s/lab/iscsi".into(),
+            size_bytes: 64 << 20,
+            portal_id: ids.portal_id.unwrap(),
+            initiator_group_id: ids.initiator_group_id.unwrap(),
+            chap_tag: ids.chap_tag,
+        })
+        .await
+        .unwrap();
+    client.remove_check_lun(lun).await.unwrap();
+    let share = client
+        .create_check_share("kiln-check", "tank/k8s/lab/nfs", &["10.213.7.0/24".into()])
+        .await
+        .unwrap();
+    client.remove_check_share(share).await.unwrap();
+    client.system_version().await.unwrap();
+
+    let called: std::collections::BTreeSet<String> =
+        nas.calls().into_iter().map(|c| c.method).collect();
+    for method in &called {
+        assert!(
+            KILN_METHODS.contains(&method.as_str()),
+            "{method} is missing from KILN_METHODS (and its roles from KILN_ROLES)"
+        );
+    }
+    nas.shutdown().await;
+}

@@ -111,3 +111,36 @@ fn method_cells_expand() {
         ["core.get_jobs"]
     );
 }
+
+/// Each method's declared roles, from the vendored schema.
+fn roles_of(
+    methods: &serde_json::Map<String, Value>,
+    names: &[&str],
+) -> BTreeMap<String, Vec<String>> {
+    names
+        .iter()
+        .map(|name| {
+            let roles = methods
+                .get(*name)
+                .unwrap_or_else(|| panic!("{name} is not in the schema"))["roles"]
+                .as_array()
+                .expect("roles")
+                .iter()
+                .map(|r| r.as_str().expect("role").to_owned())
+                .collect();
+            ((*name).to_owned(), roles)
+        })
+        .collect()
+}
+
+#[test]
+fn kilns_own_role_set_matches_the_vendored_schema() {
+    let schema = read_json("../../lab/truenas/schema/methods.json");
+    let methods = schema["methods"].as_object().expect("methods");
+    let least = kiln_truenas::least_roles(&roles_of(methods, kiln_truenas::KILN_METHODS));
+    let constant: BTreeSet<String> = kiln_truenas::KILN_ROLES
+        .iter()
+        .map(|r| (*r).to_owned())
+        .collect();
+    assert_eq!(least, constant);
+}
