@@ -13,6 +13,11 @@
 //!   are resent ([`Error::ReplyLost`] for the others).
 //! - Errors are classified ([`Error`]): `-32602` keeps every
 //!   `attribute: message`, `-32001` its errname and reason, jobs their error.
+//! - [`ensure`] plans and applies what democratic-csi expects to exist;
+//!   [`TruenasClient::create_check_lun`] and
+//!   [`TruenasClient::create_check_share`] make `kiln storage check`'s test
+//!   objects; [`initiator_name`] names nodes; [`DEMOCRATIC_CSI_ROLES`] and
+//!   [`KILN_ROLES`] are the least roles for the two API keys.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), kiln_truenas::Error> {
@@ -20,7 +25,25 @@
 //! let pin = "AB:CD:..".parse().map_err(|e| Error::Config(format!("{e}")))?;
 //! let key = secrecy::SecretString::from("1-abc…".to_owned());
 //! let client = TruenasClient::connect(ClientConfig::new("https://nas.lan", key, kiln_tls::Trust::Pin(pin))).await?;
-//! println!("{}", client.system_version().await?);
+//! let desired = ensure::DesiredStorage {
+//!     cluster: "lab".into(),
+//!     datasets: vec!["tank/k8s/lab/iscsi".into(), "tank/k8s/lab/snaps".into()],
+//!     iscsi: Some(ensure::DesiredIscsi {
+//!         portal: "10.0.0.5:3260".parse().map_err(|e| Error::Config(format!("{e}")))?,
+//!         initiators: [initiator_name("lab", "node-1").map_err(|e| Error::Config(e.to_string()))?].into(),
+//!         chap: None,
+//!     }),
+//!     nfs: Some(ensure::DesiredNfs {
+//!         dataset: "tank/k8s/lab/nfs".into(),
+//!         networks: ["10.0.0.0/24".to_owned()].into(),
+//!     }),
+//! };
+//! let plan = ensure::plan(&client, &desired).await?;
+//! for change in &plan.changes {
+//!     println!("{change}"); // what `kiln plan` shows
+//! }
+//! let ids = ensure::apply(&client, plan).await?; // portal id, group id, CHAP tag for democratic-csi
+//! # let _ = ids;
 //! # Ok(()) }
 //! ```
 

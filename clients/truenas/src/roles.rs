@@ -121,8 +121,9 @@ pub const KILN_METHODS: &[&str] = &[
 /// The least role set for kiln's own key (sorted). `service.control` and
 /// `service.update` are covered by `SHARING_NFS_WRITE` (any one of their
 /// roles will do). `pool.dataset.delete` is only for the storage check's
-/// own test zvol and dataset. [`TruenasClient::system_info`]
-/// (crate::TruenasClient::system_info) would add `READONLY_ADMIN`.
+/// own test zvol and dataset.
+/// [`system_info`](crate::TruenasClient::system_info) would add
+/// `READONLY_ADMIN`.
 pub const KILN_ROLES: &[&str] = &[
     "DATASET_DELETE",
     "DATASET_READ",
