@@ -1,7 +1,8 @@
 //! kiln-lab-core: what every kiln-lab emulator shares and none of them owns — serving HTTPS
 //! with a self-signed certificate, the request log, seeded fault draws, the lab's network
 //! namespace and its run record, and running QEMU guests (command line, QMP, guest agent,
-//! `qemu-img`, accelerator probe).
+//! `qemu-img`, accelerator probe), and the real storage data path (tgt's iSCSI target and
+//! nfs-ganesha, inside a network namespace).
 //!
 //! Nothing here knows an emulated system's API: an emulator crate (`kiln-lab-pve`, …)
 //! builds its request pipeline on these pieces, and this crate depends on none of them.
@@ -15,6 +16,7 @@ pub mod qemu;
 pub mod record;
 mod reqlog;
 mod sshkeys;
+pub mod storage;
 mod tls;
 
 pub use error::LabError;

@@ -1,0 +1,284 @@
+//! tgt in a "nas" namespace serving a sparse-file LUN the way TrueNAS presents an extent,
+//! reached from a "node" namespace with libiscsi's user-space initiator (this kernel has no
+//! iSCSI): discovery, INQUIRY, READ CAPACITY, a WRITE landing in the backing file, address
+//! and name ACLs, CHAP. Needs root, tgt and libiscsi-bin (`cargo xtask setup`).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use common::{NODE, SERVER, TestNet, text};
+use kiln_lab_core::storage::{ChapDirection, Initiator, Lun, StorageError, TgtServer};
+
+const IQN: &str = "iqn.2005-10.org.freenas.ctl:kiln-pvc-test";
+const NODE_IQN: &str = "iqn.2026-12.lab.kiln:node-1";
+const LUN_BYTES: u64 = 64 * 1024 * 1024;
+
+fn portal() -> SocketAddr {
+    format!("{SERVER}:3260").parse().unwrap()
+}
+
+fn lun_url(user: Option<&str>, iqn: &str) -> String {
+    let user = user.map(|u| format!("{u}@")).unwrap_or_default();
+    format!("iscsi://{user}{SERVER}/{iqn}/1")
+}
+
+async fn start(net: &TestNet) -> TgtServer {
+    let started = Instant::now();
+    let server = TgtServer::start(&net.nas, portal(), &net.dir.join("tgtd.log"))
+        .await
+        .unwrap();
+    println!("tgtd ready in {:?}", started.elapsed());
+    server
+}
+
+fn sparse_file(net: &TestNet, name: &str) -> std::path::PathBuf {
+    let path = net.dir.join(name);
+    std::fs::File::create(&path)
+        .unwrap()
+        .set_len(LUN_BYTES)
+        .unwrap();
+    path
+}
+
+#[tokio::test]
+async fn tgt_serves_a_truenas_lun_to_the_allowed_initiator_only() {
+    let net = TestNet::new("tgt-acl");
+    let server = start(&net).await;
+    let backing = sparse_file(&net, "zvol-pvc-test");
+    server.add_target(IQN).await.unwrap();
+    let mut lun = Lun::truenas(1, &backing);
+    lun.serial = Some("kiln0001".to_string());
+    server.add_lun(IQN, &lun).await.unwrap();
+    server
+        .allow(IQN, &Initiator::Address(NODE.to_string()))
+        .await
+        .unwrap();
+
+    let node = |args: &[&str]| net.run(&net.node, args, &[]);
+    let listing = node(&[
+        "iscsi-ls",
+        "-s",
+        "-i",
+        NODE_IQN,
+        &format!("iscsi://{SERVER}"),
+    ]);
+    let listing = text(&listing);
+    assert!(listing.contains(&format!("Target:{IQN}")), "{listing}");
+    assert!(
+        listing.contains("Lun:1") && listing.contains("DIRECT_ACCESS"),
+        "{listing}"
+    );
+
+    let inquiry = text(&node(&["iscsi-inq", "-i", NODE_IQN, &lun_url(None, IQN)]));
+    assert!(inquiry.contains("Vendor:TrueNAS"), "{inquiry}");
+    assert!(inquiry.contains("Product:iSCSI Disk"), "{inquiry}");
+    let capacity = text(&node(&[
+        "iscsi-readcapacity16",
+        "-i",
+        NODE_IQN,
+        &lun_url(None, IQN),
+    ]));
+    assert!(
+        capacity.contains(&format!("Total size:{LUN_BYTES}")),
+        "{capacity}"
+    );
+
+    // libiscsi's WRITE16 test writes blocks of 0xa6 at the start of the LUN.
+    let write = node(&[
+        "iscsi-test-cu",
+        "--dataloss",
+        "--fail",
+        "--silent",
+        "--test",
+        "SCSI.Write16.Simple",
+        "-i",
+        NODE_IQN,
+        &lun_url(None, IQN),
+    ]);
+    assert!(write.status.success(), "{}", text(&write));
+    let written = std::fs::read(&backing).unwrap();
+    assert!(
+        written[..512].iter().all(|&b| b == 0xa6),
+        "the WRITE did not land in {}",
+        backing.display()
+    );
+
+    // Another address: discovery shows nothing, a login is refused.
+    let stranger = |args: &[&str]| net.run(&net.stranger, args, &[]);
+    let hidden = text(&stranger(&[
+        "iscsi-ls",
+        "-s",
+        "-i",
+        NODE_IQN,
+        &format!("iscsi://{SERVER}"),
+    ]));
+    assert!(
+        !hidden.contains(IQN),
+        "the stranger discovered the target: {hidden}"
+    );
+    let refused = stranger(&["iscsi-inq", "-i", NODE_IQN, &lun_url(None, IQN)]);
+    assert!(
+        !refused.status.success(),
+        "the stranger logged in: {}",
+        text(&refused)
+    );
+
+    let state = server.targets().await.unwrap();
+    assert_eq!(state.len(), 1);
+    assert_eq!(state[0].iqn, IQN);
+    assert_eq!(state[0].acl, vec![NODE.to_string()]);
+    let disk = state[0].luns.iter().find(|l| l.id == 1).unwrap();
+    assert_eq!(disk.backing.as_deref(), Some(backing.as_path()));
+    // (libiscsi 1.19's iscsi-inq ignores --pagecode, so the serial is checked on tgtd's side.)
+    assert_eq!(disk.serial, "kiln0001");
+
+    // Allowed by name instead: the node's IQN gets in from anywhere, another IQN does not.
+    server
+        .disallow(IQN, &Initiator::Address(NODE.to_string()))
+        .await
+        .unwrap();
+    server
+        .allow(IQN, &Initiator::Name(NODE_IQN.to_string()))
+        .await
+        .unwrap();
+    let by_name = stranger(&["iscsi-inq", "-i", NODE_IQN, &lun_url(None, IQN)]);
+    assert!(by_name.status.success(), "{}", text(&by_name));
+    let other_name = stranger(&[
+        "iscsi-inq",
+        "-i",
+        "iqn.2026-12.lab.kiln:other",
+        &lun_url(None, IQN),
+    ]);
+    assert!(!other_name.status.success(), "{}", text(&other_name));
+
+    // Errors name the operation, the target and what tgtadm said.
+    let lun_zero = server.add_lun(IQN, &Lun::truenas(0, &backing)).await;
+    assert!(
+        matches!(lun_zero, Err(StorageError::Invalid(_))),
+        "{lun_zero:?}"
+    );
+    let twice = server
+        .add_lun(IQN, &Lun::truenas(1, &backing))
+        .await
+        .unwrap_err();
+    let message = twice.to_string();
+    assert!(
+        message.starts_with(&format!("tgtadm add LUN on {IQN}: ")),
+        "{message}"
+    );
+    assert!(message.contains("already exists"), "{message}");
+
+    server.remove_lun(IQN, 1).await.unwrap();
+    server.remove_target(IQN).await.unwrap();
+    assert!(server.targets().await.unwrap().is_empty());
+    server.shutdown().await.unwrap();
+    assert_eq!(net.leftover_pids(), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn tgt_chap_refuses_a_login_without_the_secret_and_accepts_one_with_it() {
+    let net = TestNet::new("tgt-chap");
+    let server = start(&net).await;
+    let backing = sparse_file(&net, "zvol-chap");
+    server.add_target(IQN).await.unwrap();
+    server
+        .add_lun(IQN, &Lun::truenas(1, &backing))
+        .await
+        .unwrap();
+    server
+        .allow(IQN, &Initiator::Address("ALL".to_string()))
+        .await
+        .unwrap();
+    let secret = "kiln-chap-secret-1";
+    server.add_chap_account("node-user", secret).await.unwrap();
+    server
+        .bind_chap(IQN, "node-user", ChapDirection::Incoming)
+        .await
+        .unwrap();
+
+    let inquire = |user: Option<&str>, password: Option<&str>| {
+        // libiscsi reads the secret from the environment: it stays off the command line.
+        let env: Vec<(&str, &str)> = password
+            .map(|p| vec![("LIBISCSI_CHAP_PASSWORD", p)])
+            .unwrap_or_default();
+        net.run(
+            &net.node,
+            &["iscsi-inq", "-i", NODE_IQN, &lun_url(user, IQN)],
+            &env,
+        )
+    };
+    let anonymous = inquire(None, None);
+    assert!(!anonymous.status.success());
+    assert!(
+        text(&anonymous).contains("Authentication failure"),
+        "{}",
+        text(&anonymous)
+    );
+    let wrong = inquire(Some("node-user"), Some("not-the-secret"));
+    assert!(!wrong.status.success(), "{}", text(&wrong));
+    let right = inquire(Some("node-user"), Some(secret));
+    assert!(right.status.success(), "{}", text(&right));
+    assert!(text(&right).contains("Vendor:TrueNAS"));
+
+    let state = server.targets().await.unwrap();
+    assert_eq!(state[0].accounts.len(), 1);
+    assert_eq!(state[0].accounts[0].user, "node-user");
+
+    server
+        .unbind_chap(IQN, "node-user", ChapDirection::Incoming)
+        .await
+        .unwrap();
+    server.remove_chap_account("node-user").await.unwrap();
+    let open_again = inquire(None, None);
+    assert!(open_again.status.success(), "{}", text(&open_again));
+
+    let log = server.log().to_path_buf();
+    server.shutdown().await.unwrap();
+    let log = std::fs::read_to_string(log).unwrap();
+    assert!(!log.contains(secret), "the CHAP secret is in tgtd's log");
+    assert_eq!(net.leftover_pids(), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn two_tgt_servers_run_side_by_side_and_a_dropped_one_leaves_nothing() {
+    let first_net = TestNet::new("tgt-two-a");
+    let second_net = TestNet::new("tgt-two-b");
+    let first = start(&first_net).await;
+    let second = start(&second_net).await;
+    first.add_target(IQN).await.unwrap();
+    assert!(
+        second.targets().await.unwrap().is_empty(),
+        "the servers share state"
+    );
+    // Dropped with a target still there (tgtd would ignore SIGTERM): killed, not leaked.
+    drop(first);
+    common::wait_until_empty(&first_net);
+    second.shutdown().await.unwrap();
+    assert_eq!(second_net.leftover_pids(), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn a_portal_address_the_namespace_lacks_fails_the_start_with_tgtds_words() {
+    let net = TestNet::new("tgt-portal");
+    let started = Instant::now();
+    let elsewhere: SocketAddr = "10.213.7.9:3260".parse().unwrap();
+    let error = TgtServer::start(&net.nas, elsewhere, &net.dir.join("tgtd.log"))
+        .await
+        .err()
+        .expect("tgtd started on an address its namespace does not have");
+    let message = error.to_string();
+    // Left alone, tgtd would listen on every address of the namespace instead.
+    assert!(
+        message.contains("failed to create/bind to portal 10.213.7.9:3260"),
+        "{message}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    common::wait_until_empty(&net);
+}
