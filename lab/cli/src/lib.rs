@@ -1,8 +1,9 @@
 //! kiln-lab: the lab's public face — the `kiln-lab` binary (`serve`, `env`, `exec`,
 //! `down`) and, as a library, the API other crates' tests start labs with.
 //!
-//! The library only re-exports: the PVE emulator from `kiln-lab-pve`, the shared plumbing
-//! (request log, QEMU options, namespace, run record) from `kiln-lab-core`. Start one
+//! The library only re-exports: the PVE emulator from `kiln-lab-pve`, the TrueNAS emulator
+//! from `kiln-lab-truenas` (as `kiln_lab::truenas`, its names would clash with PVE's), the
+//! shared plumbing (request log, QEMU options, namespace, run record) from `kiln-lab-core`. Start one
 //! in-process for a test:
 //!
 //! ```no_run
@@ -20,6 +21,9 @@ pub use kiln_lab_pve::{
     SimBackend, StorageLockConfig, VolumeDone, VolumeOp, VolumeStore, start, start_with_listeners,
 };
 pub use qemu::{Accel, QemuOptions};
+
+/// The TrueNAS emulator: `kiln_lab::truenas::start(TruenasConfig::default())`.
+pub use kiln_lab_truenas as truenas;
 
 /// The qemu backend and the host side of a qemu lab, at the paths they have always had.
 pub mod qemu {

@@ -1,5 +1,7 @@
-//! `kiln-lab`: serve a Proxmox-compatible lab, hand its credentials to a command, or take a
-//! qemu lab down.
+//! `kiln-lab`: serve a Proxmox-compatible lab or a TrueNAS emulator, hand a lab's
+//! credentials to a command, or take a qemu lab down.
+
+mod truenas;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -94,6 +96,8 @@ struct ServeArgs {
 enum Command {
     /// Serve the PVE API until interrupted.
     Serve(Box<ServeArgs>),
+    /// Serve the TrueNAS API (JSON-RPC over WebSocket, 25.10.5) until interrupted.
+    ServeTruenas(truenas::ServeTruenasArgs),
     /// Print the KILN_PROXMOX_* variables of a running lab as shell exports.
     Env {
         /// The credentials file (default: $XDG_STATE_HOME/kiln-lab/credentials.json).
@@ -116,7 +120,7 @@ enum Command {
     },
 }
 
-fn state_home() -> anyhow::Result<PathBuf> {
+pub(crate) fn state_home() -> anyhow::Result<PathBuf> {
     match std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
         Some(dir) => Ok(PathBuf::from(dir)),
         None => {
@@ -161,7 +165,7 @@ fn variables(creds: &Credentials) -> [(&'static str, String); 3] {
     ]
 }
 
-fn write_credentials(path: &Path, creds: &Credentials) -> anyhow::Result<()> {
+pub(crate) fn write_credentials(path: &Path, creds: &impl serde::Serialize) -> anyhow::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -292,7 +296,7 @@ async fn serve(args: ServeArgs, credentials: PathBuf, qemu: Option<QemuLab>) -> 
     waited
 }
 
-async fn wait_for_signal() -> anyhow::Result<()> {
+pub(crate) async fn wait_for_signal() -> anyhow::Result<()> {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         r = tokio::signal::ctrl_c() => r?,
@@ -316,7 +320,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -340,6 +344,10 @@ fn run() -> anyhow::Result<ExitCode> {
                 BackendArg::Sim => None,
             };
             runtime()?.block_on(serve(*args, credentials, qemu))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::ServeTruenas(args) => {
+            runtime()?.block_on(truenas::serve(args))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Env { credentials } => {
