@@ -26,7 +26,7 @@ fn pool(net: &TestNet) -> PathBuf {
     pool
 }
 
-async fn start(net: &TestNet, nfs_v3: bool) -> GaneshaServer {
+fn start(net: &TestNet, nfs_v3: bool) -> GaneshaServer {
     let started = Instant::now();
     let server = GaneshaServer::start(GaneshaOptions {
         namespace: net.nas.clone(),
@@ -38,7 +38,6 @@ async fn start(net: &TestNet, nfs_v3: bool) -> GaneshaServer {
         }],
         nfs_v3,
     })
-    .await
     .unwrap();
     println!("ganesha ready in {:?}", started.elapsed());
     server
@@ -52,17 +51,16 @@ fn node_only(path: &str) -> Export {
     Export::truenas(0, path, vec![format!("{NODE}/32")], Squash::NoRootSquash)
 }
 
-#[tokio::test]
-async fn ganesha_exports_to_its_clients_only_and_changes_exports_without_a_restart() {
+#[test]
+fn ganesha_exports_to_its_clients_only_and_changes_exports_without_a_restart() {
     let net = TestNet::new("nfs-v4");
-    let server = start(&net, false).await;
+    let server = start(&net, false);
     let pid = server.pid();
     server
         .add_export(Export {
             id: 1,
             ..node_only(FIRST)
         })
-        .await
         .unwrap();
 
     let listed = net.run(&net.node, &["nfs-ls", &url(FIRST, 4)], &[]);
@@ -114,17 +112,16 @@ async fn ganesha_exports_to_its_clients_only_and_changes_exports_without_a_resta
             id: 2,
             ..node_only(SECOND)
         })
-        .await
         .unwrap();
     println!("export added (SIGHUP reload) in {:?}", reload.elapsed());
     let after = net.run(&net.node, &["nfs-ls", &url(SECOND, 4)], &[]);
     assert!(after.status.success(), "{}", text(&after));
     assert_eq!(server.pid(), pid);
-    assert_eq!(server.exports().await.len(), 2);
+    assert_eq!(server.exports().len(), 2);
 
     // Removed live: the first export is gone, the second still served.
     let reload = Instant::now();
-    server.remove_export(1).await.unwrap();
+    server.remove_export(1).unwrap();
     println!("export removed (SIGHUP reload) in {:?}", reload.elapsed());
     let gone = net.run(&net.node, &["nfs-ls", &url(FIRST, 4)], &[]);
     assert!(!gone.status.success(), "{}", text(&gone));
@@ -132,51 +129,48 @@ async fn ganesha_exports_to_its_clients_only_and_changes_exports_without_a_resta
     assert!(kept.status.success(), "{}", text(&kept));
 
     // Refused before ganesha sees them: a missing directory, an unknown export, a bad network.
-    let missing = server
-        .add_export(Export {
-            id: 3,
-            ..node_only("/mnt/tank/k8s/nfs/nowhere")
-        })
-        .await;
+    let missing = server.add_export(Export {
+        id: 3,
+        ..node_only("/mnt/tank/k8s/nfs/nowhere")
+    });
     assert!(
         missing
             .unwrap_err()
             .to_string()
             .contains("no such directory")
     );
-    assert!(server.remove_export(9).await.is_err());
+    assert!(server.remove_export(9).is_err());
     let mut bad = node_only(SECOND);
     bad.id = 4;
     bad.clients = vec!["10.213.7.0/24; Access_Type = RW".to_string()];
-    assert!(server.add_export(bad).await.is_err());
+    assert!(server.add_export(bad).is_err());
 
-    server.shutdown().await.unwrap();
+    server.shutdown();
     common::wait_until_empty(&net);
 }
 
-#[tokio::test]
-async fn ganesha_serves_nfsv3_with_its_own_rpcbind() {
+#[test]
+fn ganesha_serves_nfsv3_with_its_own_rpcbind() {
     let net = TestNet::new("nfs-v3");
-    let server = start(&net, true).await;
+    let server = start(&net, true);
     server
         .add_export(Export {
             id: 1,
             ..node_only(FIRST)
         })
-        .await
         .unwrap();
     let listed = net.run(&net.node, &["nfs-ls", &url(FIRST, 3)], &[]);
     assert!(listed.status.success(), "{}", text(&listed));
     let refused = net.run(&net.stranger, &["nfs-ls", &url(FIRST, 3)], &[]);
     assert!(!refused.status.success(), "{}", text(&refused));
-    server.shutdown().await.unwrap();
+    server.shutdown();
     common::wait_until_empty(&net);
 }
 
-#[tokio::test]
-async fn a_dropped_ganesha_leaves_no_process_behind() {
+#[test]
+fn a_dropped_ganesha_leaves_no_process_behind() {
     let net = TestNet::new("nfs-drop");
-    let server = start(&net, true).await;
+    let server = start(&net, true);
     drop(server);
     common::wait_until_empty(&net);
 }

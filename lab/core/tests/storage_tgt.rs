@@ -25,11 +25,9 @@ fn lun_url(user: Option<&str>, iqn: &str) -> String {
     format!("iscsi://{user}{SERVER}/{iqn}/1")
 }
 
-async fn start(net: &TestNet) -> TgtServer {
+fn start(net: &TestNet) -> TgtServer {
     let started = Instant::now();
-    let server = TgtServer::start(&net.nas, portal(), &net.dir.join("tgtd.log"))
-        .await
-        .unwrap();
+    let server = TgtServer::start(&net.nas, portal(), &net.dir.join("tgtd.log")).unwrap();
     println!("tgtd ready in {:?}", started.elapsed());
     server
 }
@@ -43,18 +41,17 @@ fn sparse_file(net: &TestNet, name: &str) -> std::path::PathBuf {
     path
 }
 
-#[tokio::test]
-async fn tgt_serves_a_truenas_lun_to_the_allowed_initiator_only() {
+#[test]
+fn tgt_serves_a_truenas_lun_to_the_allowed_initiator_only() {
     let net = TestNet::new("tgt-acl");
-    let server = start(&net).await;
+    let server = start(&net);
     let backing = sparse_file(&net, "zvol-pvc-test");
-    server.add_target(IQN).await.unwrap();
+    server.add_target(IQN).unwrap();
     let mut lun = Lun::truenas(1, &backing);
     lun.serial = Some("kiln0001".to_string());
-    server.add_lun(IQN, &lun).await.unwrap();
+    server.add_lun(IQN, &lun).unwrap();
     server
         .allow(IQN, &Initiator::Address(NODE.to_string()))
-        .await
         .unwrap();
 
     let node = |args: &[&str]| net.run(&net.node, args, &[]);
@@ -126,7 +123,7 @@ async fn tgt_serves_a_truenas_lun_to_the_allowed_initiator_only() {
         text(&refused)
     );
 
-    let state = server.targets().await.unwrap();
+    let state = server.targets().unwrap();
     assert_eq!(state.len(), 1);
     assert_eq!(state[0].iqn, IQN);
     assert_eq!(state[0].acl, vec![NODE.to_string()]);
@@ -138,11 +135,9 @@ async fn tgt_serves_a_truenas_lun_to_the_allowed_initiator_only() {
     // Allowed by name instead: the node's IQN gets in from anywhere, another IQN does not.
     server
         .disallow(IQN, &Initiator::Address(NODE.to_string()))
-        .await
         .unwrap();
     server
         .allow(IQN, &Initiator::Name(NODE_IQN.to_string()))
-        .await
         .unwrap();
     let by_name = stranger(&["iscsi-inq", "-i", NODE_IQN, &lun_url(None, IQN)]);
     assert!(by_name.status.success(), "{}", text(&by_name));
@@ -155,15 +150,12 @@ async fn tgt_serves_a_truenas_lun_to_the_allowed_initiator_only() {
     assert!(!other_name.status.success(), "{}", text(&other_name));
 
     // Errors name the operation, the target and what tgtadm said.
-    let lun_zero = server.add_lun(IQN, &Lun::truenas(0, &backing)).await;
+    let lun_zero = server.add_lun(IQN, &Lun::truenas(0, &backing));
     assert!(
         matches!(lun_zero, Err(StorageError::Invalid(_))),
         "{lun_zero:?}"
     );
-    let twice = server
-        .add_lun(IQN, &Lun::truenas(1, &backing))
-        .await
-        .unwrap_err();
+    let twice = server.add_lun(IQN, &Lun::truenas(1, &backing)).unwrap_err();
     let message = twice.to_string();
     assert!(
         message.starts_with(&format!("tgtadm add LUN on {IQN}: ")),
@@ -171,32 +163,27 @@ async fn tgt_serves_a_truenas_lun_to_the_allowed_initiator_only() {
     );
     assert!(message.contains("already exists"), "{message}");
 
-    server.remove_lun(IQN, 1).await.unwrap();
-    server.remove_target(IQN).await.unwrap();
-    assert!(server.targets().await.unwrap().is_empty());
-    server.shutdown().await.unwrap();
+    server.remove_lun(IQN, 1).unwrap();
+    server.remove_target(IQN).unwrap();
+    assert!(server.targets().unwrap().is_empty());
+    server.shutdown().unwrap();
     assert_eq!(net.leftover_pids(), Vec::<String>::new());
 }
 
-#[tokio::test]
-async fn tgt_chap_refuses_a_login_without_the_secret_and_accepts_one_with_it() {
+#[test]
+fn tgt_chap_refuses_a_login_without_the_secret_and_accepts_one_with_it() {
     let net = TestNet::new("tgt-chap");
-    let server = start(&net).await;
+    let server = start(&net);
     let backing = sparse_file(&net, "zvol-chap");
-    server.add_target(IQN).await.unwrap();
-    server
-        .add_lun(IQN, &Lun::truenas(1, &backing))
-        .await
-        .unwrap();
+    server.add_target(IQN).unwrap();
+    server.add_lun(IQN, &Lun::truenas(1, &backing)).unwrap();
     server
         .allow(IQN, &Initiator::Address("ALL".to_string()))
-        .await
         .unwrap();
     let secret = "kiln-chap-secret-1";
-    server.add_chap_account("node-user", secret).await.unwrap();
+    server.add_chap_account("node-user", secret).unwrap();
     server
         .bind_chap(IQN, "node-user", ChapDirection::Incoming)
-        .await
         .unwrap();
 
     let inquire = |user: Option<&str>, password: Option<&str>| {
@@ -223,50 +210,48 @@ async fn tgt_chap_refuses_a_login_without_the_secret_and_accepts_one_with_it() {
     assert!(right.status.success(), "{}", text(&right));
     assert!(text(&right).contains("Vendor:TrueNAS"));
 
-    let state = server.targets().await.unwrap();
+    let state = server.targets().unwrap();
     assert_eq!(state[0].accounts.len(), 1);
     assert_eq!(state[0].accounts[0].user, "node-user");
 
     server
         .unbind_chap(IQN, "node-user", ChapDirection::Incoming)
-        .await
         .unwrap();
-    server.remove_chap_account("node-user").await.unwrap();
+    server.remove_chap_account("node-user").unwrap();
     let open_again = inquire(None, None);
     assert!(open_again.status.success(), "{}", text(&open_again));
 
     let log = server.log().to_path_buf();
-    server.shutdown().await.unwrap();
+    server.shutdown().unwrap();
     let log = std::fs::read_to_string(log).unwrap();
     assert!(!log.contains(secret), "the CHAP secret is in tgtd's log");
     assert_eq!(net.leftover_pids(), Vec::<String>::new());
 }
 
-#[tokio::test]
-async fn two_tgt_servers_run_side_by_side_and_a_dropped_one_leaves_nothing() {
+#[test]
+fn two_tgt_servers_run_side_by_side_and_a_dropped_one_leaves_nothing() {
     let first_net = TestNet::new("tgt-two-a");
     let second_net = TestNet::new("tgt-two-b");
-    let first = start(&first_net).await;
-    let second = start(&second_net).await;
-    first.add_target(IQN).await.unwrap();
+    let first = start(&first_net);
+    let second = start(&second_net);
+    first.add_target(IQN).unwrap();
     assert!(
-        second.targets().await.unwrap().is_empty(),
+        second.targets().unwrap().is_empty(),
         "the servers share state"
     );
     // Dropped with a target still there (tgtd would ignore SIGTERM): killed, not leaked.
     drop(first);
     common::wait_until_empty(&first_net);
-    second.shutdown().await.unwrap();
+    second.shutdown().unwrap();
     assert_eq!(second_net.leftover_pids(), Vec::<String>::new());
 }
 
-#[tokio::test]
-async fn a_portal_address_the_namespace_lacks_fails_the_start_with_tgtds_words() {
+#[test]
+fn a_portal_address_the_namespace_lacks_fails_the_start_with_tgtds_words() {
     let net = TestNet::new("tgt-portal");
     let started = Instant::now();
     let elsewhere: SocketAddr = "10.213.7.9:3260".parse().unwrap();
     let error = TgtServer::start(&net.nas, elsewhere, &net.dir.join("tgtd.log"))
-        .await
         .err()
         .expect("tgtd started on an address its namespace does not have");
     let message = error.to_string();

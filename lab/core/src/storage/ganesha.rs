@@ -9,10 +9,10 @@ use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
-use tokio::sync::Mutex;
 
 use super::StorageError;
 use super::daemon::Daemon;
@@ -64,7 +64,7 @@ pub struct GaneshaServer {
 
 impl GaneshaServer {
     /// Writes a config without exports, starts ganesha and returns once it serves.
-    pub async fn start(options: GaneshaOptions) -> Result<Self, StorageError> {
+    pub fn start(options: GaneshaOptions) -> Result<Self, StorageError> {
         check_options(&options)?;
         let recovery = options.state_dir.join("recovery");
         std::fs::create_dir_all(&recovery).map_err(|e| StorageError::file(&recovery, e))?;
@@ -93,10 +93,10 @@ impl GaneshaServer {
                 return Ok(server);
             }
             if started.elapsed() > READY_WAIT {
-                server.stop_processes().await;
+                server.stop_processes();
                 return Err(server.not_ready(started));
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 
@@ -124,14 +124,14 @@ impl GaneshaServer {
     }
 
     /// The exports as configured.
-    pub async fn exports(&self) -> Vec<Export> {
-        self.exports.lock().await.values().cloned().collect()
+    pub fn exports(&self) -> Vec<Export> {
+        self.lock_exports().values().cloned().collect()
     }
 
     /// Adds (or replaces, same id) an export and reloads; returns once ganesha has re-read
     /// its exports. The directory must exist. On a failed reload the previous config is put
     /// back (and re-read) and the error carries ganesha's complaint.
-    pub async fn add_export(&self, export: Export) -> Result<(), StorageError> {
+    pub fn add_export(&self, export: Export) -> Result<(), StorageError> {
         check_export(&export)?;
         let host_path = self.host_path(&export.path)?;
         if !host_path.is_dir() {
@@ -141,7 +141,7 @@ impl GaneshaServer {
                 host_path.display()
             )));
         }
-        let mut exports = self.exports.lock().await;
+        let mut exports = self.lock_exports();
         if let Some(other) = exports
             .values()
             .find(|other| other.id != export.id && other.pseudo == export.pseudo)
@@ -154,28 +154,28 @@ impl GaneshaServer {
         }
         let mut wanted = exports.clone();
         wanted.insert(export.id, export);
-        self.apply(&mut exports, wanted).await
+        self.apply(&mut exports, wanted)
     }
 
     /// Removes an export and reloads (clients of it lose access at once).
-    pub async fn remove_export(&self, id: u16) -> Result<(), StorageError> {
-        let mut exports = self.exports.lock().await;
+    pub fn remove_export(&self, id: u16) -> Result<(), StorageError> {
+        let mut exports = self.lock_exports();
         if !exports.contains_key(&id) {
             return Err(StorageError::UnknownExport(id));
         }
         let mut wanted = exports.clone();
         wanted.remove(&id);
-        self.apply(&mut exports, wanted).await
+        self.apply(&mut exports, wanted)
     }
 
-    async fn apply(
+    fn apply(
         &self,
         current: &mut BTreeMap<u16, Export>,
         wanted: BTreeMap<u16, Export>,
     ) -> Result<(), StorageError> {
         let files = StateFiles::of(&self.options.state_dir);
         write_config(&files.config, &self.options, &wanted)?;
-        match self.reload(&files.log).await {
+        match self.reload(&files.log) {
             Ok(()) => {
                 *current = wanted;
                 Ok(())
@@ -183,14 +183,14 @@ impl GaneshaServer {
             Err(e) => {
                 write_config(&files.config, &self.options, current)?;
                 // Best effort: the failed reload may have applied part of the new exports.
-                let _ = self.reload(&files.log).await;
+                let _ = self.reload(&files.log);
                 Err(e)
             }
         }
     }
 
     /// SIGHUP, then waits for ganesha to log the end of the reload or a complaint about it.
-    async fn reload(&self, log: &Path) -> Result<(), StorageError> {
+    fn reload(&self, log: &Path) -> Result<(), StorageError> {
         let from = file_len(log);
         let started = Instant::now();
         self.daemon.signal(Signal::SIGHUP)?;
@@ -213,25 +213,30 @@ impl GaneshaServer {
                     waited: RELOAD_WAIT,
                 });
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            std::thread::sleep(Duration::from_millis(5));
         }
     }
 
     /// SIGTERM (ganesha unexports and exits), SIGKILL after 10 s; stops its rpcbind.
-    pub async fn shutdown(mut self) -> Result<(), StorageError> {
-        self.stop_processes().await;
-        Ok(())
+    pub fn shutdown(mut self) {
+        self.stop_processes();
     }
 
-    async fn stop_processes(&mut self) {
+    fn stop_processes(&mut self) {
         if self.daemon.running() {
             let _ = self.daemon.signal(Signal::SIGTERM);
-            if !self.daemon.wait_exit(EXIT_WAIT).await {
+            if !self.daemon.wait_exit(EXIT_WAIT) {
                 tracing::warn!(pid = self.daemon.pid(), "ganesha did not exit; killing it");
             }
         }
-        self.daemon.kill().await;
+        self.daemon.kill();
         kill_rpcbind(&StateFiles::of(&self.options.state_dir).rpcbind_pid);
+    }
+
+    /// A panic during a reload leaves the map as it was (it is replaced only after success),
+    /// so a poisoned lock is still good.
+    fn lock_exports(&self) -> MutexGuard<'_, BTreeMap<u16, Export>> {
+        self.exports.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The host directory behind a served path (through the pool mounts).

@@ -85,14 +85,10 @@ pub struct TgtServer {
 impl TgtServer {
     /// Starts tgtd inside `namespace` (which must hold `portal`'s address), its output
     /// appended to `log`; returns once tgtd answers with the portal bound.
-    pub async fn start(
-        namespace: &str,
-        portal: SocketAddr,
-        log: &Path,
-    ) -> Result<Self, StorageError> {
+    pub fn start(namespace: &str, portal: SocketAddr, log: &Path) -> Result<Self, StorageError> {
         let mut last_error = None;
         for control_port in tgt_control::candidates() {
-            match Self::start_on(namespace, portal, log, control_port).await {
+            match Self::start_on(namespace, portal, log, control_port) {
                 Ok(server) => return Ok(server),
                 // Another tgtd took the port between our look and our start: the next one.
                 Err(e @ StorageError::NotReady { .. }) if e.to_string().contains(PORT_TAKEN) => {
@@ -109,7 +105,7 @@ impl TgtServer {
         }))
     }
 
-    async fn start_on(
+    fn start_on(
         namespace: &str,
         portal: SocketAddr,
         log: &Path,
@@ -146,7 +142,6 @@ impl TgtServer {
                         "the system",
                         &["--op", "show", "--mode", "portal"],
                     )
-                    .await
                     .ok()
             } else {
                 None
@@ -157,14 +152,14 @@ impl TgtServer {
                     return Ok(server);
                 }
                 // tgtd could not bind the portal and listens on every address instead.
-                server.daemon.kill().await;
+                server.daemon.kill();
                 return Err(server.not_ready(started));
             }
             if started.elapsed() > READY_WAIT {
-                server.daemon.kill().await;
+                server.daemon.kill();
                 return Err(server.not_ready(started));
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 
@@ -196,7 +191,7 @@ impl TgtServer {
     }
 
     /// A new target (no LUN but tgt's controller, nobody allowed until `allow`).
-    pub async fn add_target(&self, iqn: &str) -> Result<(), StorageError> {
+    pub fn add_target(&self, iqn: &str) -> Result<(), StorageError> {
         check_word("IQN", iqn)?;
         let tid = {
             let mut tids = self.lock_tids();
@@ -213,22 +208,20 @@ impl TgtServer {
             tid
         };
         let tid_text = tid.to_string();
-        let made = self
-            .tgtadm(
-                "add target",
+        let made = self.tgtadm(
+            "add target",
+            iqn,
+            &[
+                "--op",
+                "new",
+                "--mode",
+                "target",
+                "--tid",
+                &tid_text,
+                "--targetname",
                 iqn,
-                &[
-                    "--op",
-                    "new",
-                    "--mode",
-                    "target",
-                    "--tid",
-                    &tid_text,
-                    "--targetname",
-                    iqn,
-                ],
-            )
-            .await;
+            ],
+        );
         if made.is_err() {
             self.lock_tids().remove(iqn);
         }
@@ -236,7 +229,7 @@ impl TgtServer {
     }
 
     /// Deletes the target even while initiators are logged in (`--force`).
-    pub async fn remove_target(&self, iqn: &str) -> Result<(), StorageError> {
+    pub fn remove_target(&self, iqn: &str) -> Result<(), StorageError> {
         let tid = self.tid(iqn)?;
         self.tgtadm(
             "remove target",
@@ -244,15 +237,14 @@ impl TgtServer {
             &[
                 "--op", "delete", "--mode", "target", "--tid", &tid, "--force",
             ],
-        )
-        .await?;
+        )?;
         self.lock_tids().remove(iqn);
         Ok(())
     }
 
     /// Adds a LUN backed by `lun.backing` (read and written in place: `rdwr`), then sets its
     /// INQUIRY identity.
-    pub async fn add_lun(&self, iqn: &str, lun: &Lun) -> Result<(), StorageError> {
+    pub fn add_lun(&self, iqn: &str, lun: &Lun) -> Result<(), StorageError> {
         let tid = self.tid(iqn)?;
         if lun.id == 0 {
             return Err(StorageError::Invalid(format!(
@@ -271,7 +263,7 @@ impl TgtServer {
             .map(OsString::from)
             .collect();
         args.push(lun.backing.clone().into_os_string());
-        self.tgtadm("add LUN", iqn, &args).await?;
+        self.tgtadm("add LUN", iqn, &args)?;
         let mut params = format!("vendor_id={},product_id={}", lun.vendor_id, lun.product_id);
         if let Some(serial) = &lun.serial {
             params.push_str(&format!(",scsi_sn={serial}"));
@@ -279,33 +271,31 @@ impl TgtServer {
         if lun.read_only {
             params.push_str(",readonly=1");
         }
-        let identity = self
-            .tgtadm(
-                "set LUN identity",
-                iqn,
-                &[
-                    "--op",
-                    "update",
-                    "--mode",
-                    "logicalunit",
-                    "--tid",
-                    &tid,
-                    "--lun",
-                    &lun_text,
-                    "--params",
-                    &params,
-                ],
-            )
-            .await;
+        let identity = self.tgtadm(
+            "set LUN identity",
+            iqn,
+            &[
+                "--op",
+                "update",
+                "--mode",
+                "logicalunit",
+                "--tid",
+                &tid,
+                "--lun",
+                &lun_text,
+                "--params",
+                &params,
+            ],
+        );
         if let Err(e) = identity {
             // No half-made LUN: without its identity a guest would see tgt's own vendor.
-            let _ = self.remove_lun(iqn, lun.id).await;
+            let _ = self.remove_lun(iqn, lun.id);
             return Err(e);
         }
         Ok(())
     }
 
-    pub async fn remove_lun(&self, iqn: &str, lun_id: u32) -> Result<(), StorageError> {
+    pub fn remove_lun(&self, iqn: &str, lun_id: u32) -> Result<(), StorageError> {
         let tid = self.tid(iqn)?;
         let lun_text = lun_id.to_string();
         self.tgtadm(
@@ -322,21 +312,19 @@ impl TgtServer {
                 &lun_text,
             ],
         )
-        .await
         .map(drop)
     }
 
     /// Lets an initiator (by address or by name) log in to the target.
-    pub async fn allow(&self, iqn: &str, initiator: &Initiator) -> Result<(), StorageError> {
-        self.acl("bind", "allow initiator", iqn, initiator).await
+    pub fn allow(&self, iqn: &str, initiator: &Initiator) -> Result<(), StorageError> {
+        self.acl("bind", "allow initiator", iqn, initiator)
     }
 
-    pub async fn disallow(&self, iqn: &str, initiator: &Initiator) -> Result<(), StorageError> {
+    pub fn disallow(&self, iqn: &str, initiator: &Initiator) -> Result<(), StorageError> {
         self.acl("unbind", "disallow initiator", iqn, initiator)
-            .await
     }
 
-    async fn acl(
+    fn acl(
         &self,
         op: &str,
         operation: &'static str,
@@ -354,7 +342,6 @@ impl TgtServer {
             iqn,
             &["--op", op, "--mode", "target", "--tid", &tid, flag, value],
         )
-        .await
         .map(drop)
     }
 
@@ -362,7 +349,7 @@ impl TgtServer {
     /// secret only as a command-line argument (`--password`; tgt has no file or stdin form),
     /// so for the few milliseconds tgtadm runs it is readable in its `/proc/<pid>/cmdline` by
     /// other local users; it is never logged, nor put in an error.
-    pub async fn add_chap_account(&self, user: &str, secret: &str) -> Result<(), StorageError> {
+    pub fn add_chap_account(&self, user: &str, secret: &str) -> Result<(), StorageError> {
         check_word("CHAP user", user)?;
         if secret.is_empty() || secret.chars().any(char::is_control) {
             return Err(StorageError::Invalid(format!(
@@ -383,44 +370,40 @@ impl TgtServer {
                 secret,
             ],
         )
-        .await
         .map(drop)
     }
 
     /// Deletes the account (tgtd unbinds it from every target).
-    pub async fn remove_chap_account(&self, user: &str) -> Result<(), StorageError> {
+    pub fn remove_chap_account(&self, user: &str) -> Result<(), StorageError> {
         self.tgtadm(
             "remove CHAP account",
             user,
             &["--op", "delete", "--mode", "account", "--user", user],
         )
-        .await
         .map(drop)
     }
 
     /// Requires CHAP with `user` to log in to the target (or, `Outgoing`, answers the
     /// initiator's mutual-CHAP challenge with it).
-    pub async fn bind_chap(
+    pub fn bind_chap(
         &self,
         iqn: &str,
         user: &str,
         direction: ChapDirection,
     ) -> Result<(), StorageError> {
         self.chap_binding("bind", "bind CHAP account", iqn, user, direction)
-            .await
     }
 
-    pub async fn unbind_chap(
+    pub fn unbind_chap(
         &self,
         iqn: &str,
         user: &str,
         direction: ChapDirection,
     ) -> Result<(), StorageError> {
         self.chap_binding("unbind", "unbind CHAP account", iqn, user, direction)
-            .await
     }
 
-    async fn chap_binding(
+    fn chap_binding(
         &self,
         op: &str,
         operation: &'static str,
@@ -435,45 +418,41 @@ impl TgtServer {
         if direction == ChapDirection::Outgoing {
             args.push("--outgoing");
         }
-        self.tgtadm(operation, iqn, &args).await.map(drop)
+        self.tgtadm(operation, iqn, &args).map(drop)
     }
 
     /// Every target tgtd holds, as it reports them.
-    pub async fn targets(&self) -> Result<Vec<TargetState>, StorageError> {
-        let listing = self
-            .tgtadm(
-                "show targets",
-                "the system",
-                &["--op", "show", "--mode", "target"],
-            )
-            .await?;
+    pub fn targets(&self) -> Result<Vec<TargetState>, StorageError> {
+        let listing = self.tgtadm(
+            "show targets",
+            "the system",
+            &["--op", "show", "--mode", "target"],
+        )?;
         Ok(parse_targets(&listing))
     }
 
     /// Deletes every target (`--force`: sessions are dropped), then the system, which makes
     /// tgtd exit (it ignores SIGTERM while targets exist); SIGKILL if it has not exited
     /// within 5 s. The control socket files are removed.
-    pub async fn shutdown(mut self) -> Result<(), StorageError> {
+    pub fn shutdown(mut self) -> Result<(), StorageError> {
         let mut first_error = None;
         let iqns: Vec<String> = self.lock_tids().keys().cloned().collect();
         for iqn in iqns {
-            if let Err(e) = self.remove_target(&iqn).await {
+            if let Err(e) = self.remove_target(&iqn) {
                 first_error.get_or_insert(e);
             }
         }
-        let system = self
-            .tgtadm(
-                "stop",
-                "the system",
-                &["--op", "delete", "--mode", "system"],
-            )
-            .await;
+        let system = self.tgtadm(
+            "stop",
+            "the system",
+            &["--op", "delete", "--mode", "system"],
+        );
         if let Err(e) = system {
             first_error.get_or_insert(e);
         }
-        if !self.daemon.wait_exit(EXIT_WAIT).await {
+        if !self.daemon.wait_exit(EXIT_WAIT) {
             tracing::warn!(pid = self.daemon.pid(), "tgtd did not exit; killing it");
-            self.daemon.kill().await;
+            self.daemon.kill();
         }
         tgt_control::remove_files(self.control_port);
         first_error.map_or(Ok(()), Err)
@@ -495,7 +474,7 @@ impl TgtServer {
     }
 
     /// Runs `tgtadm -C <port> --lld iscsi ARGS`; its stdout, or its stderr in the error.
-    async fn tgtadm<S: AsRef<std::ffi::OsStr>>(
+    fn tgtadm<S: AsRef<std::ffi::OsStr>>(
         &self,
         operation: &'static str,
         target: &str,
@@ -505,7 +484,7 @@ impl TgtServer {
             .map(OsString::from)
             .to_vec();
         full.extend(args.iter().map(|arg| arg.as_ref().to_os_string()));
-        let output = daemon::run("tgtadm", &full, TGTADM_LIMIT).await?;
+        let output = daemon::run("tgtadm", &full, TGTADM_LIMIT)?;
         if output.status.success() {
             tracing::debug!(operation, target, "tgtadm");
             Ok(String::from_utf8_lossy(&output.stdout).into_owned())
