@@ -8,4 +8,5 @@ pub mod engine;
 pub mod nightly;
 pub mod plan;
 pub mod secrets;
+pub mod storage;
 pub mod templates;
