@@ -174,3 +174,53 @@ fn a_dropped_ganesha_leaves_no_process_behind() {
     drop(server);
     common::wait_until_empty(&net);
 }
+
+#[test]
+fn ganesha_set_exports_serves_exactly_the_list_and_skips_a_reload_when_nothing_changed() {
+    let net = TestNet::new("nfs-set");
+    let server = start(&net, false);
+    let reloads = || {
+        std::fs::read_to_string(server.log())
+            .unwrap()
+            .matches("Reread exports complete")
+            .count()
+    };
+    let both = vec![
+        Export {
+            id: 1,
+            ..node_only(FIRST)
+        },
+        Export {
+            id: 2,
+            ..node_only(SECOND)
+        },
+    ];
+    server.set_exports(both.clone()).unwrap();
+    for path in [FIRST, SECOND] {
+        let listed = net.run(&net.node, &["nfs-ls", &url(path, 4)], &[]);
+        assert!(listed.status.success(), "{path}: {}", text(&listed));
+    }
+    let after_first = reloads();
+    server.set_exports(both.clone()).unwrap();
+    assert_eq!(reloads(), after_first, "an unchanged list was reloaded");
+
+    server.set_exports(vec![both[1].clone()]).unwrap();
+    let gone = net.run(&net.node, &["nfs-ls", &url(FIRST, 4)], &[]);
+    assert!(!gone.status.success(), "{}", text(&gone));
+    let kept = net.run(&net.node, &["nfs-ls", &url(SECOND, 4)], &[]);
+    assert!(kept.status.success(), "{}", text(&kept));
+
+    let same_pseudo = vec![
+        Export {
+            id: 1,
+            ..node_only(SECOND)
+        },
+        Export {
+            id: 2,
+            ..node_only(SECOND)
+        },
+    ];
+    assert!(server.set_exports(same_pseudo).is_err());
+    server.shutdown();
+    common::wait_until_empty(&net);
+}

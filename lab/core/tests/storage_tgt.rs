@@ -9,8 +9,10 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use common::{NODE, SERVER, TestNet, text};
-use kiln_lab_core::storage::{ChapDirection, Initiator, Lun, StorageError, TgtServer};
+use common::{NODE, SERVER, STRANGER, TestNet, text};
+use kiln_lab_core::storage::{
+    ChapDirection, ChapSpec, Initiator, Lun, StorageError, TargetSpec, TgtServer,
+};
 
 const IQN: &str = "iqn.2005-10.org.freenas.ctl:kiln-pvc-test";
 const NODE_IQN: &str = "iqn.2026-12.lab.kiln:node-1";
@@ -266,4 +268,90 @@ fn a_portal_address_the_namespace_lacks_fails_the_start_with_tgtds_words() {
         started.elapsed()
     );
     common::wait_until_empty(&net);
+}
+
+#[test]
+fn tgt_apply_makes_the_server_serve_exactly_the_desired_targets() {
+    let net = TestNet::new("tgt-apply");
+    let server = start(&net);
+    let first_file = sparse_file(&net, "zvol-a");
+    let second_file = sparse_file(&net, "zvol-b");
+    let other_iqn = "iqn.2005-10.org.freenas.ctl:kiln-pvc-other";
+    let chap = |secret: &str| {
+        Some(ChapSpec {
+            user: "node-user".to_string(),
+            secret: secret.to_string(),
+            mutual: None,
+        })
+    };
+    let inquire = |namespace: &str, iqn: &str, password: Option<&str>| {
+        let user = password.map(|_| "node-user");
+        let env: Vec<(&str, &str)> = password
+            .map(|p| vec![("LIBISCSI_CHAP_PASSWORD", p)])
+            .unwrap_or_default();
+        let out = net.run(
+            namespace,
+            &["iscsi-inq", "-i", NODE_IQN, &lun_url(user, iqn)],
+            &env,
+        );
+        out.status.success()
+    };
+
+    let first = vec![TargetSpec {
+        iqn: IQN.to_string(),
+        luns: vec![Lun::truenas(1, &first_file)],
+        allowed: vec![Initiator::Address(NODE.to_string())],
+        chap: chap("first-secret"),
+    }];
+    server.apply(&first).unwrap();
+    assert!(inquire(&net.node, IQN, Some("first-secret")));
+    assert!(!inquire(&net.node, IQN, None), "CHAP was not required");
+    assert!(
+        !inquire(&net.stranger, IQN, Some("first-secret")),
+        "the ACL let the stranger in"
+    );
+    let applied = server.targets().unwrap();
+    server.apply(&first).unwrap();
+    assert_eq!(
+        server.targets().unwrap(),
+        applied,
+        "a second apply changed something"
+    );
+
+    // Another ACL, a new secret, a second LUN, a second target without CHAP.
+    let second = vec![
+        TargetSpec {
+            iqn: IQN.to_string(),
+            luns: vec![Lun::truenas(1, &first_file), Lun::truenas(2, &second_file)],
+            allowed: vec![Initiator::Address(STRANGER.to_string())],
+            chap: chap("second-secret"),
+        },
+        TargetSpec {
+            iqn: other_iqn.to_string(),
+            luns: vec![Lun::truenas(1, &second_file)],
+            allowed: vec![Initiator::Address("ALL".to_string())],
+            chap: None,
+        },
+    ];
+    server.apply(&second).unwrap();
+    assert!(inquire(&net.stranger, IQN, Some("second-secret")));
+    assert!(
+        !inquire(&net.stranger, IQN, Some("first-secret")),
+        "the old secret still works"
+    );
+    assert!(
+        !inquire(&net.node, IQN, Some("second-secret")),
+        "the old ACL still holds"
+    );
+    assert!(inquire(&net.node, other_iqn, None));
+    let state = server.targets().unwrap();
+    assert_eq!(state.len(), 2);
+    let luns: Vec<u32> = state[0].luns.iter().map(|l| l.id).collect();
+    assert_eq!(luns, vec![0, 1, 2]);
+    assert_eq!(state[0].acl, vec![STRANGER.to_string()]);
+
+    server.apply(&[]).unwrap();
+    assert!(server.targets().unwrap().is_empty());
+    server.shutdown().unwrap();
+    assert_eq!(net.leftover_pids(), Vec::<String>::new());
 }

@@ -132,29 +132,49 @@ impl GaneshaServer {
     /// its exports. The directory must exist. On a failed reload the previous config is put
     /// back (and re-read) and the error carries ganesha's complaint.
     pub fn add_export(&self, export: Export) -> Result<(), StorageError> {
-        check_export(&export)?;
+        self.check_directory(&export)?;
+        let mut exports = self.lock_exports();
+        let mut wanted = exports.clone();
+        wanted.insert(export.id, export);
+        check_pseudo_paths(&wanted)?;
+        self.apply(&mut exports, wanted)
+    }
+
+    /// Makes ganesha export exactly `exports` with one reload (none when nothing changed),
+    /// as TrueNAS re-renders its exports after every change. Checked as `add_export` checks
+    /// one; ids must be distinct.
+    pub fn set_exports(&self, exports: Vec<Export>) -> Result<(), StorageError> {
+        let mut wanted = BTreeMap::new();
+        for export in exports {
+            self.check_directory(&export)?;
+            if let Some(twice) = wanted.insert(export.id, export) {
+                return Err(StorageError::Invalid(format!(
+                    "export id {} is given twice",
+                    twice.id
+                )));
+            }
+        }
+        check_pseudo_paths(&wanted)?;
+        let mut current = self.lock_exports();
+        if *current == wanted {
+            return Ok(());
+        }
+        self.apply(&mut current, wanted)
+    }
+
+    /// The export is well formed and its directory exists (as the server will see it).
+    fn check_directory(&self, export: &Export) -> Result<(), StorageError> {
+        check_export(export)?;
         let host_path = self.host_path(&export.path)?;
-        if !host_path.is_dir() {
-            return Err(StorageError::Invalid(format!(
+        if host_path.is_dir() {
+            Ok(())
+        } else {
+            Err(StorageError::Invalid(format!(
                 "export {} ({}): no such directory",
                 export.path.display(),
                 host_path.display()
-            )));
+            )))
         }
-        let mut exports = self.lock_exports();
-        if let Some(other) = exports
-            .values()
-            .find(|other| other.id != export.id && other.pseudo == export.pseudo)
-        {
-            return Err(StorageError::Invalid(format!(
-                "pseudo path {} is export {}'s already",
-                export.pseudo.display(),
-                other.id
-            )));
-        }
-        let mut wanted = exports.clone();
-        wanted.insert(export.id, export);
-        self.apply(&mut exports, wanted)
     }
 
     /// Removes an export and reloads (clients of it lose access at once).
@@ -366,6 +386,21 @@ exec ganesha.nfsd -F -f "$conf" -L "$log" -p "$pid" -N NIV_EVENT
         command.push(pool.served.clone().into_os_string());
     }
     command
+}
+
+/// Two exports at one NFSv4 pseudo path would shadow each other.
+fn check_pseudo_paths(exports: &BTreeMap<u16, Export>) -> Result<(), StorageError> {
+    let mut seen: BTreeMap<&Path, u16> = BTreeMap::new();
+    for export in exports.values() {
+        if let Some(other) = seen.insert(&export.pseudo, export.id) {
+            return Err(StorageError::Invalid(format!(
+                "pseudo path {} is export {other}'s and export {}'s",
+                export.pseudo.display(),
+                export.id
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn write_config(

@@ -11,6 +11,7 @@ mod daemon;
 pub mod ganesha;
 mod ganesha_config;
 pub mod tgt;
+mod tgt_apply;
 mod tgt_control;
 mod tgt_show;
 
@@ -20,6 +21,7 @@ use std::time::Duration;
 pub use ganesha::{GaneshaOptions, GaneshaServer, PoolMount};
 pub use ganesha_config::{Export, ExportAccess, Squash};
 pub use tgt::{ChapDirection, Initiator, Lun, TgtServer};
+pub use tgt_apply::{ChapCredential, ChapSpec, TargetSpec};
 pub use tgt_show::{BoundAccount, LunState, TargetState};
 
 /// Why a storage server could not start or do what it was asked.

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::StorageError;
@@ -80,6 +80,9 @@ pub struct TgtServer {
     daemon: Daemon,
     /// IQN → tgtd's target id.
     tids: Mutex<BTreeMap<String, u32>>,
+    /// CHAP user → secret, of the accounts made here (tgtd never shows a secret back, and
+    /// `apply` must know whether one changed). Never logged: `TgtServer` has no `Debug`.
+    accounts: Mutex<BTreeMap<String, String>>,
 }
 
 impl TgtServer {
@@ -126,6 +129,7 @@ impl TgtServer {
             control_port,
             daemon,
             tids: Mutex::new(BTreeMap::new()),
+            accounts: Mutex::new(BTreeMap::new()),
         };
         let started = Instant::now();
         loop {
@@ -369,8 +373,9 @@ impl TgtServer {
                 "--password",
                 secret,
             ],
-        )
-        .map(drop)
+        )?;
+        lock(&self.accounts).insert(user.to_string(), secret.to_string());
+        Ok(())
     }
 
     /// Deletes the account (tgtd unbinds it from every target).
@@ -379,8 +384,19 @@ impl TgtServer {
             "remove CHAP account",
             user,
             &["--op", "delete", "--mode", "account", "--user", user],
-        )
-        .map(drop)
+        )?;
+        lock(&self.accounts).remove(user);
+        Ok(())
+    }
+
+    /// The secret an account made here has (`None`: no such account).
+    pub(super) fn chap_secret(&self, user: &str) -> Option<String> {
+        lock(&self.accounts).get(user).cloned()
+    }
+
+    /// The users of the accounts made here.
+    pub(super) fn chap_users(&self) -> Vec<String> {
+        lock(&self.accounts).keys().cloned().collect()
     }
 
     /// Requires CHAP with `user` to log in to the target (or, `Outgoing`, answers the
@@ -458,12 +474,8 @@ impl TgtServer {
         first_error.map_or(Ok(()), Err)
     }
 
-    fn lock_tids(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, u32>> {
-        // A panic while holding the lock cannot leave the map half-updated (single inserts
-        // and removes), so a poisoned lock is still good.
-        self.tids
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    fn lock_tids(&self) -> MutexGuard<'_, BTreeMap<String, u32>> {
+        lock(&self.tids)
     }
 
     fn tid(&self, iqn: &str) -> Result<String, StorageError> {
@@ -496,6 +508,12 @@ impl TgtServer {
             })
         }
     }
+}
+
+/// The maps behind these locks change by single inserts and removes, so a panic while one
+/// was held cannot leave it half-updated: a poisoned lock is still good.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Drop for TgtServer {
