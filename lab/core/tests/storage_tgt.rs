@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use common::{NODE, SERVER, STRANGER, TestNet, text};
 use kiln_lab_core::storage::{
-    ChapDirection, ChapSpec, Initiator, Lun, StorageError, TargetSpec, TgtServer,
+    ChapCredential, ChapDirection, ChapSpec, Initiator, Lun, StorageError, TargetSpec, TgtServer,
 };
 
 const IQN: &str = "iqn.2005-10.org.freenas.ctl:kiln-pvc-test";
@@ -349,6 +349,36 @@ fn tgt_apply_makes_the_server_serve_exactly_the_desired_targets() {
     let luns: Vec<u32> = state[0].luns.iter().map(|l| l.id).collect();
     assert_eq!(luns, vec![0, 1, 2]);
     assert_eq!(state[0].acl, vec![STRANGER.to_string()]);
+
+    // Mutual CHAP: the initiator checks the target's own credential too.
+    let mut mutual = second.clone();
+    mutual[1].chap = Some(ChapSpec {
+        user: "node-user".to_string(),
+        secret: "second-secret".to_string(),
+        mutual: Some(ChapCredential {
+            user: "target-user".to_string(),
+            secret: "target-secret-1".to_string(),
+        }),
+    });
+    server.apply(&mutual).unwrap();
+    let mutual_login = |target_secret: &str| {
+        let env = [
+            ("LIBISCSI_CHAP_PASSWORD", "second-secret"),
+            ("LIBISCSI_CHAP_TARGET_USERNAME", "target-user"),
+            ("LIBISCSI_CHAP_TARGET_PASSWORD", target_secret),
+        ];
+        let url = lun_url(Some("node-user"), other_iqn);
+        net.run(&net.node, &["iscsi-inq", "-i", NODE_IQN, &url], &env)
+    };
+    let genuine = mutual_login("target-secret-1");
+    assert!(genuine.status.success(), "{}", text(&genuine));
+    let impostor = mutual_login("not-the-target-secret");
+    assert!(!impostor.status.success(), "{}", text(&impostor));
+    let bound = &server.targets().unwrap()[1].accounts;
+    assert!(
+        bound.iter().any(|a| a.user == "target-user" && a.outgoing),
+        "{bound:?}"
+    );
 
     server.apply(&[]).unwrap();
     assert!(server.targets().unwrap().is_empty());
