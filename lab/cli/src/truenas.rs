@@ -2,10 +2,12 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
-use kiln_lab::truenas::{TruenasConfig, start};
+
+use kiln_lab::truenas::{DataPath, TgtGanesha, TgtGaneshaOptions, TruenasConfig, start};
 
 #[derive(Args)]
 pub(crate) struct ServeTruenasArgs {
@@ -27,9 +29,10 @@ pub(crate) struct ServeTruenasArgs {
     /// Also serve plain ws:// here (TrueNAS's port 80 without the HTTPS redirect).
     #[arg(long)]
     plain_listen: Option<SocketAddr>,
-    /// The network namespace (`ip netns` name) this process was started in, when `--listen`
-    /// is one of its addresses.
-    #[arg(long)]
+    /// The network namespace (`ip netns` name) this process was started in (`ip netns exec
+    /// NS kiln-lab serve-truenas …`), `--listen` being one of its addresses: then tgt and
+    /// nfs-ganesha serve the zvols and shares there (the real data path; needs --data-dir).
+    #[arg(long, requires = "data_dir")]
     namespace: Option<String>,
 }
 
@@ -40,7 +43,17 @@ pub(crate) async fn serve(args: ServeTruenasArgs) -> anyhow::Result<()> {
             .join("kiln-lab")
             .join("truenas-credentials.json"),
     };
+    let data_path = match (&args.namespace, &args.data_dir) {
+        (Some(namespace), Some(dir)) => Some(Arc::new(TgtGanesha::new(TgtGaneshaOptions {
+            namespace: namespace.clone(),
+            address: args.listen.ip(),
+            data_dir: dir.clone(),
+            state_dir: dir.join("servers"),
+        })) as Arc<dyn DataPath>),
+        _ => None,
+    };
     let config = TruenasConfig {
+        data_path,
         listen: args.listen,
         plain_listen: args.plain_listen,
         data_dir: args.data_dir.clone(),
@@ -55,6 +68,9 @@ pub(crate) async fn serve(args: ServeTruenasArgs) -> anyhow::Result<()> {
     println!("kiln-lab TrueNAS 25.10.5 emulator at {}", nas.endpoint);
     if let Some(plain) = &nas.plain_endpoint {
         println!("plain:       {plain}");
+    }
+    if let Some(namespace) = &args.namespace {
+        println!("data path:   tgt + nfs-ganesha in namespace {namespace}");
     }
     println!("fingerprint: {}", nas.fingerprint);
     println!("credentials: {}", credentials.display());

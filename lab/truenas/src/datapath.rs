@@ -103,6 +103,8 @@ pub trait DataPath: Send + Sync {
     fn iscsi(&self, view: &IscsiView) -> Result<(), String>;
     /// The NFS configuration changed (or the `nfs` service started or stopped).
     fn nfs(&self, view: &NfsView) -> Result<(), String>;
+    /// The emulator stops: stop the servers (blocking is fine, it runs off the workers).
+    fn shutdown(&self) {}
 }
 
 /// No servers: the API alone.

@@ -240,12 +240,15 @@ impl RunningTruenas {
         self.app.state().datasets.contains_key(dataset)
     }
 
-    /// Stops accepting connections and waits for the listeners to end.
+    /// Stops accepting connections, waits for the listeners to end and stops the data
+    /// path's servers.
     pub async fn shutdown(mut self) {
         let _ = self.shutdown.send(true);
         for server in self.servers.drain(..) {
             let _ = server.await;
         }
+        let data_path = Arc::clone(&self.app.data_path);
+        let _ = tokio::task::spawn_blocking(move || data_path.shutdown()).await;
     }
 }
 

@@ -29,6 +29,7 @@ mod server;
 mod session;
 mod state;
 mod strict;
+mod tgt_ganesha;
 
 pub use calllog::LoggedCall;
 pub use datapath::{
@@ -37,6 +38,7 @@ pub use datapath::{
 pub use kiln_lab_core::LabError;
 pub use lab::{Credentials, RunningTruenas, TruenasConfig, TruenasFaults, start};
 pub use methods::EMULATED_METHODS;
+pub use tgt_ganesha::{TgtGanesha, TgtGaneshaOptions};
 
 /// The API version this emulator serves (`/api/v25.10.5`, and `/api/current`).
 pub const API_VERSION: &str = "v25.10.5";
