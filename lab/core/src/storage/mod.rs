@@ -5,7 +5,55 @@
 //! user-space ones; clients on the host itself are libiscsi and libnfs.
 //!
 //! Nothing here knows TrueNAS's API: an emulator maps its targets, extents, initiator groups,
-//! CHAP entries and NFS shares onto these typed operations.
+//! CHAP entries and NFS shares onto these typed operations. The calls block for milliseconds
+//! (they run `tgtadm`, or rewrite ganesha's config and wait for its SIGHUP reload), which
+//! suits a synchronous caller holding its state lock.
+//!
+//! ```no_run
+//! use kiln_lab_core::storage::{
+//!     ChapSpec, Export, GaneshaOptions, GaneshaServer, Initiator, Lun, PoolMount, Squash,
+//!     TargetSpec, TgtServer,
+//! };
+//! # fn main() -> Result<(), kiln_lab_core::storage::StorageError> {
+//! // In a namespace that holds 10.77.0.1 (the lab's gateway bridge).
+//! let tgt = TgtServer::start(
+//!     "kiln-lab-default",
+//!     "10.77.0.1:3260".parse().expect("portal"),
+//!     "/var/lib/lab/tgtd.log".as_ref(),
+//! )?;
+//! tgt.apply(&[TargetSpec {
+//!     iqn: "iqn.2005-10.org.freenas.ctl:pvc-1".to_string(),
+//!     luns: vec![Lun::truenas(1, "/var/lib/lab/tank/k8s/pvc-1.zvol")],
+//!     allowed: vec![Initiator::Address("10.77.0.0/24".to_string())],
+//!     chap: Some(ChapSpec {
+//!         user: "k8s".to_string(),
+//!         secret: "from-the-api-state".to_string(),
+//!         mutual: None,
+//!     }),
+//! }])?;
+//!
+//! let nfs = GaneshaServer::start(GaneshaOptions {
+//!     namespace: "kiln-lab-default".to_string(),
+//!     listen: "10.77.0.1".parse().expect("address"),
+//!     state_dir: "/var/lib/lab/ganesha".into(),
+//!     pools: vec![PoolMount {
+//!         source: "/var/lib/lab/tank".into(),
+//!         served: "/mnt/tank".into(),
+//!     }],
+//!     nfs_v3: false,
+//! })?;
+//! nfs.set_exports(vec![Export::truenas(
+//!     1,
+//!     "/mnt/tank/k8s/nfs/pvc-2",
+//!     vec!["10.77.0.0/24".to_string()],
+//!     Squash::NoRootSquash,
+//! )])?;
+//!
+//! nfs.shutdown();
+//! tgt.shutdown()?;
+//! # Ok(())
+//! # }
+//! ```
 
 mod daemon;
 pub mod ganesha;
