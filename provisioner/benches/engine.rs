@@ -219,6 +219,7 @@ async fn run(
         timeouts: Timeouts::default(),
         hosts: None,
         agents: None,
+        storage: None,
     });
     let label = RunLabel {
         command: "bench".into(),

@@ -80,6 +80,7 @@ async fn apply_once(lab: &RunningLab, inventory: &Arc<kiln_inventory::Inventory>
         },
         hosts: None,
         agents: None,
+        storage: None,
     });
     let label = RunLabel {
         command: "apply".into(),

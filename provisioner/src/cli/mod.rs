@@ -20,6 +20,7 @@ mod secrets;
 mod serve;
 mod session;
 mod status;
+mod storage;
 mod validate;
 
 use clap::{CommandFactory, Parser, Subcommand};
@@ -65,6 +66,8 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// The nodes' health as the collector sees it.
     Status(status::StatusArgs),
+    /// TrueNAS storage: check that every node really attaches it.
+    Storage(storage::StorageArgs),
     /// The agents on the hosts: issue a report token.
     Agent(agent::AgentArgs),
     /// A disaster-recovery drill: break nodes on purpose, measure detection and recovery.
@@ -94,6 +97,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Image(args) => image::run(&cli.global, &args),
         Command::Serve(args) => serve::run(&cli.global, &args),
         Command::Status(args) => status::run(&cli.global, &args),
+        Command::Storage(args) => storage::run(&cli.global, &args),
         Command::Agent(args) => agent::run(&cli.global, &args),
         Command::Drill(args) => drill::run(&cli.global, &args),
         Command::Nightly(args) => nightly::run(&cli.global, &args),

@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 
 use anyhow::Context;
 use clap::Args;
-use kiln::engine::{observe, proxmox_client};
+use kiln::engine::{StorageRun, observe, proxmox_client, storage_plan};
 use kiln::plan::{PlanOptions, plan};
 use kiln::secrets::ClusterSecrets;
 use kiln_secrets::Dirs;
@@ -30,13 +30,22 @@ pub fn run(global: &GlobalArgs, args: &PlanArgs) -> anyhow::Result<Exit> {
     let Some(inventory) = load::inventory(global) else {
         return Ok(Exit::Failure);
     };
-    let observed = load::runtime()?.block_on(async {
+    let (observed, storage) = load::runtime()?.block_on(async {
         let dirs = Dirs::from_env()?;
         let secrets = ClusterSecrets::open(&inventory, &dirs).await?;
         let client = proxmox_client(&inventory, &secrets).await?;
-        observe(&client, &inventory)
+        let observed = observe(&client, &inventory)
             .await
-            .context("cannot read the VMs from Proxmox")
+            .context("cannot read the VMs from Proxmox")?;
+        let storage = match kiln::storage::connect(&inventory, &secrets).await? {
+            Some(setup) => Some(
+                storage_plan(&StorageRun::new(setup))
+                    .await
+                    .context("cannot plan TrueNAS")?,
+            ),
+            None => None,
+        };
+        anyhow::Ok((observed, storage))
     })?;
     let options = PlanOptions {
         prune: args.prune,
@@ -44,7 +53,7 @@ pub fn run(global: &GlobalArgs, args: &PlanArgs) -> anyhow::Result<Exit> {
         ..PlanOptions::default()
     };
     let plan = match plan(&inventory, &observed, &options) {
-        Ok(plan) => plan,
+        Ok(plan) => kiln::plan::Plan { storage, ..plan },
         Err(errors) => {
             for error in &errors {
                 eprintln!("kiln: {error}");

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use kiln::engine::{
     AgentRollout, CollectorLink, Context, EventSink, Fanout, HostAccess, RunLabel, RunOutcome,
-    Timeouts, execute, observe, proxmox_client,
+    StorageRun, Timeouts, execute, observe, proxmox_client, storage_plan,
 };
 use kiln::plan::{Action, ObservedVm, Plan, PlanError, ownership_tag};
 use kiln::secrets::ClusterSecrets;
@@ -21,7 +21,6 @@ use kiln_journal::Journal;
 use kiln_proxmox::ProxmoxClient;
 use kiln_secrets::generated::agent_tokens;
 use kiln_secrets::{Dirs, LockError, LockRequest, RunLock, SecretStore};
-use kiln_ssh::{HostKeyPolicy, KeySource};
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
@@ -207,7 +206,7 @@ impl<'a> Session<'a> {
             })
         };
         let observed = self.observe_settled().await?;
-        let plan = match make_plan(&self.inventory, &observed) {
+        let mut plan = match make_plan(&self.inventory, &observed) {
             Ok(plan) => plan,
             Err(errors) => {
                 for error in &errors {
@@ -216,6 +215,10 @@ impl<'a> Session<'a> {
                 return done(Exit::Failure);
             }
         };
+        let storage = self.storage(&plan).await?;
+        if let Some(run) = &storage {
+            plan.storage = Some(storage_plan(run).await.context("cannot plan TrueNAS")?);
+        }
         let text = self.global.output == OutputFormat::Text;
         if text {
             eprint!("{}", plan_view::text(&plan));
@@ -245,7 +248,7 @@ impl<'a> Session<'a> {
             Some(watcher) => Arc::new(Fanout(vec![self.sink(), watcher])),
             None => self.sink(),
         };
-        let context = self.context().await?;
+        let context = self.context(storage).await?;
         let run = context.run;
         let report = execute(context, &plan, self.label(phase), sink, interrupt()).await;
         for failure in &report.failures {
@@ -310,18 +313,25 @@ impl<'a> Session<'a> {
         }
     }
 
-    async fn context(&self) -> anyhow::Result<Arc<Context>> {
+    /// TrueNAS, connected, when the inventory has storage and the plan
+    /// leaves nodes to reach into (a run that only destroys needs no NAS).
+    async fn storage(&self, plan: &Plan) -> anyhow::Result<Option<Arc<StorageRun>>> {
+        let reaches_nodes = self.inventory.ssh.is_some()
+            && plan.nodes.iter().any(|node| node.action != Action::Destroy);
+        if !reaches_nodes {
+            return Ok(None);
+        }
+        let setup = kiln::storage::connect(&self.inventory, &self.secrets).await?;
+        Ok(setup.map(|setup| Arc::new(StorageRun::new(setup))))
+    }
+
+    async fn context(&self, storage: Option<Arc<StorageRun>>) -> anyhow::Result<Arc<Context>> {
         let (authorized_keys, hosts) = match &self.inventory.ssh {
             Some(ssh) => {
                 let pair = self.secrets.ssh_keypair(&self.inventory).await?;
                 let cluster = self.inventory.cluster.name.as_str();
-                let access = HostAccess {
-                    user: ssh.user.clone(),
-                    port: ssh.port,
-                    key: KeySource::Secret(pair.private_key.clone()),
-                    policy: HostKeyPolicy::for_cluster(&self.dirs.state, cluster),
-                    timeouts: kiln_ssh::Timeouts::default(),
-                };
+                let access =
+                    HostAccess::new(ssh, cluster, pair.private_key.clone(), &self.dirs.state);
                 (
                     vec![pair.public_key.parse::<SshPublicKey>()?],
                     Some(Arc::new(access)),
@@ -343,6 +353,7 @@ impl<'a> Session<'a> {
             timeouts: Timeouts::default(),
             hosts,
             agents,
+            storage,
         }))
     }
 

@@ -3,8 +3,9 @@
 //! (`host.rs`, `rollout.rs`) read them from there.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+use kiln_inventory::model::Ssh;
 use kiln_ssh::{HostKeyPolicy, KeySource, SshTarget};
 use secrecy::SecretString;
 
@@ -22,6 +23,18 @@ pub struct HostAccess {
 }
 
 impl HostAccess {
+    /// Logging in as the inventory's `ssh` says, with `private_key`,
+    /// checking host keys against what kiln pinned in `state_dir`.
+    pub fn new(ssh: &Ssh, cluster: &str, private_key: SecretString, state_dir: &Path) -> Self {
+        Self {
+            user: ssh.user.clone(),
+            port: ssh.port,
+            key: KeySource::Secret(private_key),
+            policy: HostKeyPolicy::for_cluster(state_dir, cluster),
+            timeouts: kiln_ssh::Timeouts::default(),
+        }
+    }
+
     pub fn target(&self, wanted: &DesiredVm) -> SshTarget {
         SshTarget::new(wanted.node.as_str(), wanted.address(), self.user.as_str())
             .with_port(self.port)

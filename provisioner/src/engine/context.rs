@@ -9,6 +9,7 @@ use kiln_inventory::Inventory;
 use uuid::Uuid;
 
 use super::access::{AgentRollout, HostAccess};
+use super::storage::StorageRun;
 use kiln_proxmox::ProxmoxClient;
 use kiln_ssh::Session;
 
@@ -28,6 +29,9 @@ pub struct Timeouts {
     pub deploy: Duration,
     /// From the agent's deploy until the collector calls the node healthy.
     pub healthy: Duration,
+    /// Each storage step: preparing TrueNAS, a node's initiator name, a
+    /// node's storage check.
+    pub storage: Duration,
 }
 
 impl Default for Timeouts {
@@ -42,6 +46,7 @@ impl Default for Timeouts {
             ssh: Duration::from_secs(300),
             deploy: Duration::from_secs(300),
             healthy: Duration::from_secs(180),
+            storage: Duration::from_secs(600),
         }
     }
 }
@@ -59,6 +64,8 @@ pub struct Context {
     /// How to deploy the agents; `None` when the inventory has no `agent`
     /// section (pipelines then end once SSH works).
     pub agents: Option<Arc<AgentRollout>>,
+    /// TrueNAS and the nodes' side of it; `None` without `storage`.
+    pub storage: Option<Arc<StorageRun>>,
 }
 
 /// What one node's steps hand on to the next: the VM, known once it was

@@ -13,6 +13,7 @@ mod pipeline;
 mod poll;
 mod rollout;
 mod steps;
+mod storage;
 mod timeline;
 
 pub use access::{AgentRollout, HostAccess};
@@ -25,4 +26,5 @@ pub use kiln_journal::events::{Event, EventSink, Fanout, RunOutcome, StepOutcome
 pub use observe::{observe, observed_config};
 pub use poll::{Expired, Look, Pause, poll_until};
 pub use rollout::agent_config;
+pub use storage::{StorageRun, check_nodes, first_failure, storage_plan};
 pub use timeline::{Phase, PhaseSpan, StepRecord, Timeline};

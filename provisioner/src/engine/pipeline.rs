@@ -9,6 +9,10 @@
 //! With an inventory `ssh` section, every pipeline of a node that exists
 //! afterwards goes on with wait_ssh, and with an `agent` section with
 //! deploy_agent → healthy (a node left as it is gets only these).
+//!
+//! With a `storage` section, one `truenas` step prepares the NAS for the
+//! whole run, and every such node ends with initiator → storage_check
+//! (after `truenas` too).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -17,14 +21,24 @@ use std::time::Duration;
 use super::context::{Context, NodeSlot};
 use super::graph::{Graph, Step, StepId};
 use super::steps;
+use super::storage::{self as node_storage, NodeStorage};
 use super::{host, rollout};
 use crate::plan::{Action, DesiredVm, NodePlan, OrphanAction, Plan};
 
 pub fn build(plan: &Plan, desired: &[DesiredVm], context: &Arc<Context>) -> Graph {
     let mut graph = Graph::default();
+    let mut truenas = None;
     for node_plan in &plan.nodes {
         match desired.iter().find(|vm| vm.node == node_plan.node) {
-            Some(wanted) => add_node(&mut graph, node_plan, Arc::new(wanted.clone()), context),
+            Some(wanted) => {
+                let wanted = Arc::new(wanted.clone());
+                let last = add_node(&mut graph, node_plan, wanted.clone(), context);
+                if let (Some(last), Some(_)) = (last, &context.storage) {
+                    let prepared = *truenas.get_or_insert_with(|| add_truenas(&mut graph, context));
+                    let is_new = matches!(node_plan.action, Action::Create | Action::Replace);
+                    add_node_storage(&mut graph, (prepared, last), wanted, is_new, context);
+                }
+            }
             None if node_plan.action == Action::Destroy => {
                 add_destroy(
                     &mut graph,
@@ -118,19 +132,19 @@ where
     ))
 }
 
+/// The node's steps; the last one, when the node exists afterwards and
+/// kiln reaches into it.
 fn add_node(
     graph: &mut Graph,
     node_plan: &NodePlan,
     wanted: Arc<DesiredVm>,
     context: &Arc<Context>,
-) {
+) -> Option<StepId> {
     let timeouts = context.timeouts;
     match node_plan.action {
         Action::Nothing => {
-            if node_plan.vmid.is_some() {
-                let slot = NodeSlot::with(node_plan.vmid);
-                add_post_boot(graph, None, (context, &wanted, &slot));
-            }
+            let slot = NodeSlot::with(Some(node_plan.vmid?));
+            add_post_boot(graph, None, (context, &wanted, &slot))
         }
         Action::Destroy => {
             add_destroy(
@@ -140,6 +154,7 @@ fn add_node(
                 node_plan.vmid,
                 context,
             );
+            None
         }
         Action::Create | Action::Replace => {
             let slot = NodeSlot::with(None);
@@ -187,7 +202,7 @@ fn add_node(
                 steps::wait_for_address,
                 parts,
             );
-            add_post_boot(graph, Some(booted), parts);
+            add_post_boot(graph, Some(booted), parts)
         }
         Action::Update => {
             let slot = NodeSlot::with(node_plan.vmid);
@@ -239,9 +254,49 @@ fn add_node(
                 steps::wait_for_address,
                 parts,
             );
-            add_post_boot(graph, Some(booted), parts);
+            add_post_boot(graph, Some(booted), parts)
         }
     }
+}
+
+/// The run's one `truenas` step, added with the first node that kiln
+/// reaches into (a run that only destroys leaves the NAS alone).
+fn add_truenas(graph: &mut Graph, context: &Arc<Context>) -> StepId {
+    let work = node_storage::prepare_truenas(context.clone());
+    graph.add(Step {
+        node: None,
+        name: "truenas",
+        after: Vec::new(),
+        timeout: context.timeouts.storage,
+        abortable: false,
+        run: Box::new(move || Box::pin(work)),
+    })
+}
+
+/// initiator → storage_check, the check also after `truenas`.
+fn add_node_storage(
+    graph: &mut Graph,
+    (truenas, last): (StepId, StepId),
+    wanted: Arc<DesiredVm>,
+    is_new: bool,
+    context: &Arc<Context>,
+) {
+    let state = Arc::new(NodeStorage::default());
+    let timeout = context.timeouts.storage;
+    let initiator = graph.add(step(
+        &wanted.node,
+        "initiator",
+        vec![last],
+        timeout,
+        node_storage::set_initiator(context.clone(), wanted.clone(), state.clone()),
+    ));
+    graph.add(step(
+        &wanted.node,
+        "storage_check",
+        vec![initiator, truenas],
+        timeout,
+        node_storage::check_after_change(context.clone(), wanted.clone(), state, is_new),
+    ));
 }
 
 /// The steps inside a booted node, when the inventory asks for them.

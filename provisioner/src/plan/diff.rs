@@ -149,6 +149,7 @@ pub fn plan(
             cluster,
             nodes,
             orphans,
+            storage: None,
         })
     } else {
         Err(errors)
@@ -218,6 +219,7 @@ pub fn destroy_plan(
             cluster,
             nodes,
             orphans: Vec::new(),
+            storage: None,
         })
     } else {
         Err(errors)

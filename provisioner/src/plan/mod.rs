@@ -25,6 +25,16 @@ pub struct Plan {
     pub nodes: Vec<NodePlan>,
     /// kiln VMs of this cluster that the inventory no longer lists.
     pub orphans: Vec<Orphan>,
+    /// What TrueNAS needs, when the inventory has `storage` (the planner
+    /// itself reads no network: the caller asks the NAS and fills it in).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub storage: Option<StoragePlan>,
+}
+
+/// The changes TrueNAS needs, one line each (secrets masked).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StoragePlan {
+    pub changes: Vec<String>,
 }
 
 impl Plan {
@@ -34,6 +44,10 @@ impl Plan {
                 .orphans
                 .iter()
                 .any(|orphan| orphan.action == OrphanAction::Destroy)
+            || self
+                .storage
+                .as_ref()
+                .is_some_and(|storage| !storage.changes.is_empty())
     }
 
     pub fn is_destructive(&self) -> bool {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use kiln_ssh::{Privilege, Session};
 use kiln_storage::node::{Chap, IscsiProbe, NfsProbe, ProbeStep, probe_iscsi, probe_nfs};
 use kiln_truenas::CheckLunRequest;
-use kiln_truenas::ensure::{Plan, StorageIds};
+use kiln_truenas::ensure::{self, StorageIds};
 use serde::Serialize;
 
 use super::StorageError;
@@ -61,7 +61,8 @@ fn millis<S: serde::Serializer>(took: &Duration, serializer: S) -> Result<S::Ok,
 
 /// The ids of what `kiln apply` prepared; a NAS that still needs changes
 /// is not ready for a check.
-pub fn prepared_ids(plan: &Plan) -> Result<StorageIds, StorageError> {
+pub async fn prepared_ids(setup: &StorageSetup) -> Result<StorageIds, StorageError> {
+    let plan = ensure::plan(&setup.client, &setup.desired).await?;
     if plan.changes.is_empty() {
         return Ok(plan.existing.clone());
     }

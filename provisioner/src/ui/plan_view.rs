@@ -26,6 +26,7 @@ pub fn json(plan: &Plan) -> serde_json::Value {
                 + plan.orphans.iter().filter(|orphan| orphan.action == OrphanAction::Destroy).count(),
             "changes_pending": plan.has_changes(),
             "destructive": plan.is_destructive(),
+            "storage_changes": plan.storage.as_ref().map_or(0, |storage| storage.changes.len()),
         }
     })
 }
@@ -85,6 +86,16 @@ pub fn text(plan: &Plan) -> String {
             "  {symbol:>3} {}  VM {} on {}: {what}",
             orphan.node, orphan.vmid, orphan.pve_node
         );
+    }
+    if let Some(storage) = &plan.storage {
+        if storage.changes.is_empty() {
+            let _ = writeln!(out, "    = TrueNAS  no changes");
+        } else {
+            let _ = writeln!(out, "    ~ TrueNAS");
+            for change in &storage.changes {
+                let _ = writeln!(out, "        {change}");
+            }
+        }
     }
     let summary = json(plan)["summary"].clone();
     let _ = writeln!(
