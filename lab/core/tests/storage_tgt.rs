@@ -11,7 +11,8 @@ use std::time::Instant;
 
 use common::{NODE, SERVER, STRANGER, TestNet, text};
 use kiln_lab_core::storage::{
-    ChapCredential, ChapDirection, ChapSpec, Initiator, Lun, StorageError, TargetSpec, TgtServer,
+    ChapCredential, ChapDirection, ChapSpec, GaneshaOptions, GaneshaServer, Initiator, Lun,
+    PoolMount, StorageError, TargetSpec, TgtServer, stop_leftovers,
 };
 
 const IQN: &str = "iqn.2005-10.org.freenas.ctl:kiln-pvc-test";
@@ -29,7 +30,7 @@ fn lun_url(user: Option<&str>, iqn: &str) -> String {
 
 fn start(net: &TestNet) -> TgtServer {
     let started = Instant::now();
-    let server = TgtServer::start(&net.nas, portal(), &net.dir.join("tgtd.log")).unwrap();
+    let server = TgtServer::start(&net.nas, portal(), &net.dir.join("tgt")).unwrap();
     println!("tgtd ready in {:?}", started.elapsed());
     server
 }
@@ -253,7 +254,7 @@ fn a_portal_address_the_namespace_lacks_fails_the_start_with_tgtds_words() {
     let net = TestNet::new("tgt-portal");
     let started = Instant::now();
     let elsewhere: SocketAddr = "10.213.7.9:3260".parse().unwrap();
-    let error = TgtServer::start(&net.nas, elsewhere, &net.dir.join("tgtd.log"))
+    let error = TgtServer::start(&net.nas, elsewhere, &net.dir.join("tgt"))
         .err()
         .expect("tgtd started on an address its namespace does not have");
     let message = error.to_string();
@@ -384,4 +385,42 @@ fn tgt_apply_makes_the_server_serve_exactly_the_desired_targets() {
     assert!(server.targets().unwrap().is_empty());
     server.shutdown().unwrap();
     assert_eq!(net.leftover_pids(), Vec::<String>::new());
+}
+
+#[test]
+fn servers_a_crashed_caller_left_running_are_stopped_by_their_pid_files() {
+    let net = TestNet::new("leftovers");
+    let tgt = start(&net);
+    tgt.add_target(IQN).unwrap();
+    let pool = net.dir.join("tank");
+    std::fs::create_dir_all(&pool).unwrap();
+    let ganesha = GaneshaServer::start(GaneshaOptions {
+        namespace: net.nas.clone(),
+        listen: SERVER.parse().unwrap(),
+        state_dir: net.dir.join("ganesha"),
+        pools: vec![PoolMount {
+            source: pool,
+            served: "/mnt/tank".into(),
+        }],
+        nfs_v3: true,
+    })
+    .unwrap();
+    // As if the caller had been SIGKILLed: no shutdown, no Drop.
+    std::mem::forget(tgt);
+    std::mem::forget(ganesha);
+    assert_eq!(
+        net.leftover_pids().len(),
+        3,
+        "tgtd, ganesha and rpcbind should be running"
+    );
+
+    let mut killed = stop_leftovers(&net.dir.join("tgt"));
+    killed.extend(stop_leftovers(&net.dir.join("ganesha")));
+    assert_eq!(killed.len(), 3, "{killed:?}");
+    common::wait_until_empty(&net);
+    assert!(!net.dir.join("tgt/tgtd.pid").exists());
+    assert!(
+        stop_leftovers(&net.dir.join("ganesha")).is_empty(),
+        "a second call found more"
+    );
 }

@@ -19,7 +19,7 @@
 //! let tgt = TgtServer::start(
 //!     "kiln-lab-default",
 //!     "10.77.0.1:3260".parse().expect("portal"),
-//!     "/var/lib/lab/tgtd.log".as_ref(),
+//!     "/var/lib/lab/tgt".as_ref(),
 //! )?;
 //! tgt.apply(&[TargetSpec {
 //!     iqn: "iqn.2005-10.org.freenas.ctl:pvc-1".to_string(),
@@ -58,6 +58,7 @@
 mod daemon;
 pub mod ganesha;
 mod ganesha_config;
+mod leftovers;
 pub mod tgt;
 mod tgt_apply;
 mod tgt_control;
@@ -68,6 +69,7 @@ use std::time::Duration;
 
 pub use ganesha::{GaneshaOptions, GaneshaServer, PoolMount};
 pub use ganesha_config::{Export, ExportAccess, Squash};
+pub use leftovers::stop_leftovers;
 pub use tgt::{ChapDirection, Initiator, Lun, TgtServer};
 pub use tgt_apply::{ChapCredential, ChapSpec, TargetSpec};
 pub use tgt_show::{BoundAccount, LunState, TargetState};

@@ -23,6 +23,8 @@ const TGTADM_LIMIT: Duration = Duration::from_secs(10);
 const READY_WAIT: Duration = Duration::from_secs(10);
 /// After `delete --mode system`, how long tgtd may take to exit before SIGKILL.
 const EXIT_WAIT: Duration = Duration::from_secs(5);
+pub(super) const TGTD_LOG: &str = "tgtd.log";
+pub(super) const TGTD_PID: &str = "tgtd.pid";
 /// What tgtd logs when another tgtd holds the control port.
 const PORT_TAKEN: &str = "another tgtd is using";
 /// Who may log in to a target (tgtadm `--op bind --mode target`).
@@ -77,6 +79,7 @@ pub struct TgtServer {
     namespace: String,
     portal: SocketAddr,
     control_port: u16,
+    pid_file: PathBuf,
     daemon: Daemon,
     /// IQN → tgtd's target id.
     tids: Mutex<BTreeMap<String, u32>>,
@@ -86,12 +89,18 @@ pub struct TgtServer {
 }
 
 impl TgtServer {
-    /// Starts tgtd inside `namespace` (which must hold `portal`'s address), its output
-    /// appended to `log`; returns once tgtd answers with the portal bound.
-    pub fn start(namespace: &str, portal: SocketAddr, log: &Path) -> Result<Self, StorageError> {
+    /// Starts tgtd inside `namespace` (which must hold `portal`'s address); returns once
+    /// tgtd answers with the portal bound. `state_dir` gets `tgtd.log` (its output) and
+    /// `tgtd.pid` (for `stop_leftovers` after a crash of the caller).
+    pub fn start(
+        namespace: &str,
+        portal: SocketAddr,
+        state_dir: &Path,
+    ) -> Result<Self, StorageError> {
+        std::fs::create_dir_all(state_dir).map_err(|e| StorageError::file(state_dir, e))?;
         let mut last_error = None;
         for control_port in tgt_control::candidates() {
-            match Self::start_on(namespace, portal, log, control_port) {
+            match Self::start_on(namespace, portal, state_dir, control_port) {
                 Ok(server) => return Ok(server),
                 // Another tgtd took the port between our look and our start: the next one.
                 Err(e @ StorageError::NotReady { .. }) if e.to_string().contains(PORT_TAKEN) => {
@@ -111,7 +120,7 @@ impl TgtServer {
     fn start_on(
         namespace: &str,
         portal: SocketAddr,
-        log: &Path,
+        state_dir: &Path,
         control_port: u16,
     ) -> Result<Self, StorageError> {
         let command = [
@@ -122,11 +131,16 @@ impl TgtServer {
             "--iscsi".to_string(),
             format!("portal={portal}"),
         ];
-        let daemon = Daemon::spawn("tgtd", namespace, &command, log)?;
+        let daemon = Daemon::spawn("tgtd", namespace, &command, &state_dir.join(TGTD_LOG))?;
+        // tgtd writes no pid file in the foreground; `ip netns exec` execs, so this is its pid.
+        let pid_file = state_dir.join(TGTD_PID);
+        std::fs::write(&pid_file, format!("{}\n", daemon.pid()))
+            .map_err(|e| StorageError::file(&pid_file, e))?;
         let mut server = Self {
             namespace: namespace.to_string(),
             portal,
             control_port,
+            pid_file,
             daemon,
             tids: Mutex::new(BTreeMap::new()),
             accounts: Mutex::new(BTreeMap::new()),
@@ -471,6 +485,7 @@ impl TgtServer {
             self.daemon.kill();
         }
         tgt_control::remove_files(self.control_port);
+        let _ = std::fs::remove_file(&self.pid_file);
         first_error.map_or(Ok(()), Err)
     }
 
@@ -518,8 +533,9 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Drop for TgtServer {
     fn drop(&mut self) {
-        // The Daemon field kills tgtd as it drops; its socket files would outlive it.
+        // The Daemon field kills tgtd as it drops; these files would outlive it.
         tgt_control::remove_files(self.control_port);
+        let _ = std::fs::remove_file(&self.pid_file);
     }
 }
 
