@@ -96,7 +96,7 @@ impl GaneshaServer {
                 server.stop_processes();
                 return Err(server.not_ready(started));
             }
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 

@@ -177,7 +177,7 @@ impl TgtServer {
                 server.daemon.kill();
                 return Err(server.not_ready(started));
             }
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 
