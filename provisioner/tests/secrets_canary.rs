@@ -3,7 +3,9 @@
 //! `-o json`, every secret it handles set to a canary string. No canary, and
 //! not the generated SSH private key, may appear in stdout, stderr, the
 //! lab's request log, or any file in the state dir other than the encrypted
-//! store (the journal included).
+//! store (the journal included). The same holds for TrueNAS's API key and
+//! the CHAP secret kiln generates, through `kiln plan` on the TrueNAS
+//! emulator.
 
 // Test helpers set up fixtures: a failed setup should stop the test.
 #![allow(clippy::unwrap_used)]
@@ -309,4 +311,93 @@ secrets:
             .is_some_and(|key| key.contains("OPENSSH PRIVATE KEY")),
         "the generated key lives in Vault with the Vault backend"
     );
+}
+
+/// `kiln plan` with `storage` on the TrueNAS emulator, CHAP on: the API key
+/// logs in and the CHAP secret kiln generates is planned (masked), and
+/// neither reaches kiln's output, the NAS's request log or the state dir.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_with_truenas_leaks_neither_the_api_key_nor_the_chap_secret() {
+    let fixture = Fixture::new().await;
+    let nas_log = fixture.root.path().join("truenas.jsonl");
+    let nas = kiln_lab::truenas::start(kiln_lab::truenas::TruenasConfig {
+        request_log: Some(nas_log.clone()),
+        ..kiln_lab::truenas::TruenasConfig::default()
+    })
+    .await
+    .unwrap();
+    let store = FileStore::new(&fixture.dirs(), "lab");
+    for (name, value) in [
+        ("pve-token", fixture.lab.token()),
+        ("nas-key", nas.api_key().to_owned()),
+    ] {
+        store
+            .write(name, single_value(value.into()), Cas::Absent)
+            .await
+            .unwrap();
+    }
+    let inventory = fixture.inventory(
+        "file:pve-token",
+        &format!(
+            "
+storage:
+  truenas:
+    endpoint: {}
+    api_key: file:nas-key
+    tls: {{fingerprint: '{}'}}
+    iscsi: {{portal: 127.0.0.1:3260, dataset: tank/k8s/iscsi, chap: true}}
+    nfs: {{server: 127.0.0.1, dataset: tank/k8s/nfs}}
+",
+            nas.endpoint, nas.fingerprint
+        ),
+    );
+    let printed = fixture.kiln(&inventory, &["plan"]).await;
+    assert!(
+        printed.contains("\"storage\"") && printed.contains("CHAP"),
+        "the plan lists TrueNAS's changes, CHAP among them: {printed}"
+    );
+    let chap = {
+        let inventory = kiln_inventory::load(&inventory).unwrap();
+        let secrets = ClusterSecrets::open(&inventory, &fixture.dirs())
+            .await
+            .unwrap();
+        let entry = secrets
+            .store()
+            .read("generated/truenas/chap")
+            .await
+            .unwrap()
+            .expect("the plan generated the CHAP secret");
+        entry.data["secret"].expose_secret().to_owned()
+    };
+    assert!(
+        nas.calls()
+            .iter()
+            .any(|call| call.method == "auth.login_ex" || call.method == "auth.login_with_api_key"),
+        "kiln logged in to the NAS with the key"
+    );
+    let mut places = vec![
+        ("kiln's stdout and stderr".to_owned(), printed.into_bytes()),
+        (
+            "the NAS's request log (memory)".to_owned(),
+            serde_json::to_vec(&nas.calls()).unwrap(),
+        ),
+        (
+            "the NAS's request log (file)".to_owned(),
+            std::fs::read(&nas_log).unwrap(),
+        ),
+    ];
+    for file in files_under(&fixture.dirs().state) {
+        if !file.to_string_lossy().ends_with(".secrets.age") {
+            places.push((file.display().to_string(), std::fs::read(&file).unwrap()));
+        }
+    }
+    for (where_, bytes) in &places {
+        for (what, needle) in [
+            ("the TrueNAS API key", nas.api_key()),
+            ("the CHAP secret", chap.as_str()),
+        ] {
+            assert!(!contains(bytes, needle), "{what} appears in {where_}");
+        }
+    }
+    nas.shutdown().await;
 }

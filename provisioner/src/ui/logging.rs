@@ -5,8 +5,11 @@ use tracing_subscriber::EnvFilter;
 
 use crate::cli::global::{GlobalArgs, LogFormat};
 
-/// Noisy dependencies stay quiet unless asked for by name.
-const DEPENDENCY_LEVELS: &str = "h2=warn,hyper=warn,hyper_util=warn,rustls=warn,reqwest=warn";
+/// Noisy dependencies stay quiet unless asked for by name — and the
+/// wire-level ones must: at trace, tungstenite logs every WebSocket frame's
+/// payload (TrueNAS's login carries the API key) and russh its packets.
+const DEPENDENCY_LEVELS: &str = "h2=warn,hyper=warn,hyper_util=warn,rustls=warn,reqwest=warn,\
+                                 tungstenite=warn,tokio_tungstenite=warn,russh=warn,russh_sftp=warn";
 
 pub fn init(global: &GlobalArgs) -> anyhow::Result<()> {
     let filter = EnvFilter::try_new(format!("{},{DEPENDENCY_LEVELS}", global.log_level))
