@@ -154,3 +154,166 @@ fn pytruenas_drives_serve_truenas_through_the_storage_flow() {
     let zvol = dir.path().join("data/zvol/tank/k8s/px/iscsi/pvc-1");
     assert_eq!(std::fs::metadata(zvol).unwrap().len(), 1 << 30);
 }
+
+/// A "nas" namespace (10.213.12.1) and a "node" one (10.213.12.2) joined by a veth; on drop,
+/// whatever still runs in them is killed and both are deleted.
+struct Namespaces {
+    nas: String,
+    node: String,
+}
+
+impl Namespaces {
+    fn new() -> Self {
+        let prefix = format!("ktc-{}", std::process::id());
+        let ns = Self {
+            nas: format!("{prefix}-nas"),
+            node: format!("{prefix}-node"),
+        };
+        let ip = |args: &[&str]| {
+            let status = Command::new("ip").args(args).status().unwrap();
+            assert!(status.success(), "ip {args:?}");
+        };
+        ip(&["netns", "add", &ns.nas]);
+        ip(&["netns", "add", &ns.node]);
+        ip(&["-n", &ns.nas, "link", "set", "lo", "up"]);
+        ip(&["-n", &ns.node, "link", "set", "lo", "up"]);
+        ip(&[
+            "-n", &ns.nas, "link", "add", "nas0", "type", "veth", "peer", "name", "node0", "netns",
+            &ns.node,
+        ]);
+        ip(&[
+            "-n",
+            &ns.nas,
+            "addr",
+            "add",
+            "10.213.12.1/24",
+            "dev",
+            "nas0",
+        ]);
+        ip(&[
+            "-n",
+            &ns.node,
+            "addr",
+            "add",
+            "10.213.12.2/24",
+            "dev",
+            "node0",
+        ]);
+        ip(&["-n", &ns.nas, "link", "set", "nas0", "up"]);
+        ip(&["-n", &ns.node, "link", "set", "node0", "up"]);
+        ns
+    }
+
+    fn pids(&self, ns: &str) -> Vec<String> {
+        let out = Command::new("ip")
+            .args(["netns", "pids", ns])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+impl Drop for Namespaces {
+    fn drop(&mut self) {
+        for ns in [&self.nas, &self.node] {
+            for pid in self.pids(ns) {
+                let _ = Command::new("kill").args(["-KILL", &pid]).status();
+            }
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
+/// Inside the lab: `serve-truenas --namespace` runs tgt and nfs-ganesha next to the API, and
+/// pytruenas from a node namespace sets up what libiscsi then logs in to. Root only (network
+/// namespaces), with `cargo xtask setup`'s packages.
+#[test]
+fn serve_truenas_in_a_namespace_serves_the_api_with_tgt_and_ganesha_behind_it() {
+    let root = std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("Uid:")
+                .map(|u| u.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false);
+    assert!(root, "this test needs root (network namespaces)");
+    let python = python();
+    let ns = Namespaces::new();
+    let dir = tempfile::tempdir().unwrap();
+    let credentials = dir.path().join("truenas.json");
+    let mut server = Command::new("ip")
+        .args(["netns", "exec", &ns.nas])
+        .arg(env!("CARGO_BIN_EXE_kiln-lab"))
+        .args([
+            "serve-truenas",
+            "--namespace",
+            &ns.nas,
+            "--listen",
+            "10.213.12.1:443",
+            "--credentials-out",
+        ])
+        .arg(&credentials)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let creds = wait_for(&credentials, &mut server);
+    assert_eq!(creds["endpoint"], "https://10.213.12.1:443");
+    let output = Command::new("ip")
+        .args(["netns", "exec", &ns.node])
+        .arg(&python)
+        .arg(script())
+        .arg(&credentials)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    let listing = Command::new("timeout")
+        .args([
+            "30",
+            "ip",
+            "netns",
+            "exec",
+            &ns.node,
+            "iscsi-ls",
+            "-s",
+            "-i",
+            "iqn.2005-03.org.open-iscsi:px-n1",
+            "iscsi://10.213.12.1",
+        ])
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&listing.stdout).to_string();
+    let daemons: Vec<String> = ns
+        .pids(&ns.nas)
+        .iter()
+        .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/comm")).ok())
+        .map(|c| c.trim().to_string())
+        .collect();
+    Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    let status = server.wait().unwrap();
+    assert!(
+        output.status.success() && stdout.contains("PYTRUENAS-OK"),
+        "pytruenas flow failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        daemons.contains(&"tgtd".to_string()) && daemons.contains(&"ganesha.nfsd".to_string()),
+        "{daemons:?}"
+    );
+    assert!(
+        listing.contains("Target:iqn.2005-10.org.freenas.ctl:pvc-1") && listing.contains("Lun:1"),
+        "{listing}"
+    );
+    assert!(status.success(), "serve-truenas ended with {status}");
+    // The servers stop with it.
+    let left: Vec<String> = ns.pids(&ns.nas);
+    assert!(left.is_empty(), "left running in the namespace: {left:?}");
+}
