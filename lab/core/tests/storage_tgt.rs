@@ -30,7 +30,7 @@ fn lun_url(user: Option<&str>, iqn: &str) -> String {
 
 fn start(net: &TestNet) -> TgtServer {
     let started = Instant::now();
-    let server = TgtServer::start(&net.nas, portal(), &net.dir.join("tgt")).unwrap();
+    let server = TgtServer::start(&net.nas, portal(), &net.dir.join("tgt/tgtd.log")).unwrap();
     println!("tgtd ready in {:?}", started.elapsed());
     server
 }
@@ -254,7 +254,7 @@ fn a_portal_address_the_namespace_lacks_fails_the_start_with_tgtds_words() {
     let net = TestNet::new("tgt-portal");
     let started = Instant::now();
     let elsewhere: SocketAddr = "10.213.7.9:3260".parse().unwrap();
-    let error = TgtServer::start(&net.nas, elsewhere, &net.dir.join("tgt"))
+    let error = TgtServer::start(&net.nas, elsewhere, &net.dir.join("tgt/tgtd.log"))
         .err()
         .expect("tgtd started on an address its namespace does not have");
     let message = error.to_string();

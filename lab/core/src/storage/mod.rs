@@ -19,7 +19,7 @@
 //! let tgt = TgtServer::start(
 //!     "kiln-lab-default",
 //!     "10.77.0.1:3260".parse().expect("portal"),
-//!     "/var/lib/lab/tgt".as_ref(),
+//!     "/var/lib/lab/tgt/tgtd.log".as_ref(),
 //! )?;
 //! tgt.apply(&[TargetSpec {
 //!     iqn: "iqn.2005-10.org.freenas.ctl:pvc-1".to_string(),

@@ -23,7 +23,6 @@ const TGTADM_LIMIT: Duration = Duration::from_secs(10);
 const READY_WAIT: Duration = Duration::from_secs(10);
 /// After `delete --mode system`, how long tgtd may take to exit before SIGKILL.
 const EXIT_WAIT: Duration = Duration::from_secs(5);
-pub(super) const TGTD_LOG: &str = "tgtd.log";
 pub(super) const TGTD_PID: &str = "tgtd.pid";
 /// What tgtd logs when another tgtd holds the control port.
 const PORT_TAKEN: &str = "another tgtd is using";
@@ -90,17 +89,15 @@ pub struct TgtServer {
 
 impl TgtServer {
     /// Starts tgtd inside `namespace` (which must hold `portal`'s address); returns once
-    /// tgtd answers with the portal bound. `state_dir` gets `tgtd.log` (its output) and
-    /// `tgtd.pid` (for `stop_leftovers` after a crash of the caller).
-    pub fn start(
-        namespace: &str,
-        portal: SocketAddr,
-        state_dir: &Path,
-    ) -> Result<Self, StorageError> {
-        std::fs::create_dir_all(state_dir).map_err(|e| StorageError::file(state_dir, e))?;
+    /// tgtd answers with the portal bound. Its output is appended to `log`, and its pid
+    /// written beside it as `tgtd.pid` (for `stop_leftovers` after a crash of the caller).
+    pub fn start(namespace: &str, portal: SocketAddr, log: &Path) -> Result<Self, StorageError> {
+        if let Some(dir) = log.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| StorageError::file(dir, e))?;
+        }
         let mut last_error = None;
         for control_port in tgt_control::candidates() {
-            match Self::start_on(namespace, portal, state_dir, control_port) {
+            match Self::start_on(namespace, portal, log, control_port) {
                 Ok(server) => return Ok(server),
                 // Another tgtd took the port between our look and our start: the next one.
                 Err(e @ StorageError::NotReady { .. }) if e.to_string().contains(PORT_TAKEN) => {
@@ -120,7 +117,7 @@ impl TgtServer {
     fn start_on(
         namespace: &str,
         portal: SocketAddr,
-        state_dir: &Path,
+        log: &Path,
         control_port: u16,
     ) -> Result<Self, StorageError> {
         let command = [
@@ -131,9 +128,9 @@ impl TgtServer {
             "--iscsi".to_string(),
             format!("portal={portal}"),
         ];
-        let daemon = Daemon::spawn("tgtd", namespace, &command, &state_dir.join(TGTD_LOG))?;
+        let daemon = Daemon::spawn("tgtd", namespace, &command, log)?;
         // tgtd writes no pid file in the foreground; `ip netns exec` execs, so this is its pid.
-        let pid_file = state_dir.join(TGTD_PID);
+        let pid_file = log.with_file_name(TGTD_PID);
         std::fs::write(&pid_file, format!("{}\n", daemon.pid()))
             .map_err(|e| StorageError::file(&pid_file, e))?;
         let mut server = Self {
