@@ -61,7 +61,9 @@ impl Inventory {
     }
 
     /// The ephemeral copy a profile describes: its own cluster name, node
-    /// names, VMIDs and addresses; only the VM nodes it selects. Only call
+    /// names, VMIDs and addresses; only the VM nodes it selects. It attaches
+    /// no TrueNAS storage: the NAS is the live cluster's, and a copy torn
+    /// down an hour later must leave nothing there. Only call
     /// this on a validated inventory; it fails for a profile that does not
     /// exist.
     pub fn with_profile(&self, name: &str) -> Result<Inventory, String> {
@@ -98,6 +100,7 @@ impl Inventory {
         copy.cluster.name = self.profile_cluster_name(label, profile)?;
         copy.network.vip = profile.vip;
         copy.profiles.clear();
+        copy.storage = None;
         copy.nodes = selected
             .into_iter()
             .zip(profile.vmids.as_range())
@@ -113,5 +116,33 @@ impl Inventory {
             })
             .collect::<Result<_, String>>()?;
         Ok(copy)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_profile_copy_attaches_no_storage() {
+        let text = "cluster: {name: home}
+proxmox: {endpoint: https://pve:8006, auth: {token: env:T}, nodes: [pve1]}
+network: {ipv4: {cidr: 10.0.0.0/24, gateway: 10.0.0.1}}
+images: {deb: {golden: {recipe: debian-12}}}
+templates: {deb: {image: deb, vmids: {pve1: 9000}}}
+defaults: {template: deb}
+nodes:
+  - {name: a, role: host, pve_node: pve1, ip: 10.0.0.11}
+storage:
+  truenas:
+    endpoint: https://nas.lan
+    api_key: env:NAS_KEY
+    nfs: {server: 10.0.0.5, dataset: tank/k8s/nfs}
+profiles:
+  nightly: {vmids: 9100-9199, ips: 10.0.0.100-10.0.0.149}
+";
+        let inventory = crate::parse("kiln.yaml", text).expect("inventory");
+        assert!(inventory.storage.is_some());
+        let copy = inventory.with_profile("nightly").expect("copy");
+        assert_eq!(copy.cluster.name.as_str(), "home-nightly");
+        assert!(copy.storage.is_none());
     }
 }
