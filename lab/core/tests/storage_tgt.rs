@@ -134,6 +134,16 @@ fn tgt_serves_a_truenas_lun_to_the_allowed_initiator_only() {
     assert_eq!(disk.backing.as_deref(), Some(backing.as_path()));
     // (libiscsi 1.19's iscsi-inq ignores --pagecode, so the serial is checked on tgtd's side.)
     assert_eq!(disk.serial, "kiln0001");
+    assert!(!disk.read_only);
+    let mut read_only = Lun::truenas(2, &backing);
+    read_only.read_only = true;
+    server.add_lun(IQN, &read_only).unwrap();
+    let state = server.targets().unwrap();
+    assert!(
+        state[0].luns.iter().any(|l| l.id == 2 && l.read_only),
+        "{state:?}"
+    );
+    server.remove_lun(IQN, 2).unwrap();
 
     // Allowed by name instead: the node's IQN gets in from anywhere, another IQN does not.
     server
