@@ -11,6 +11,9 @@ use std::time::{Duration, Instant};
 
 /// Inside the lab's namespace, on the guests' bridge: where agents report.
 pub const COLLECTOR_LISTEN: &str = "10.77.0.1:8443";
+/// The TrueNAS emulator's API inside the lab's namespace; its iSCSI portal
+/// (tgt) and NFS server (nfs-ganesha) listen on the same address.
+pub const TRUENAS_LISTEN: &str = "10.77.0.1:8444";
 
 #[derive(Debug, thiserror::Error)]
 pub enum LabError {
@@ -39,6 +42,8 @@ pub enum LabError {
     },
     #[error("{0} is missing: build it first (`cargo build -p kiln -p kiln-lab -p kiln-agent`)")]
     NoBinary(String),
+    #[error("{path} names no network namespace: is the qemu lab running?")]
+    NoNamespace { path: String },
 }
 
 /// The `kiln-agent` that goes onto the guests: the release build when there
@@ -271,6 +276,103 @@ impl LabHarness {
         })
     }
 
+    /// Starts the TrueNAS emulator inside the lab's namespace with its real
+    /// data path (tgt, nfs-ganesha), waits for its credentials and hands
+    /// them to every later command as `KILN_TRUENAS_ENDPOINT`,
+    /// `KILN_TRUENAS_FINGERPRINT` and `KILN_TRUENAS_KEY`.
+    pub fn start_truenas(&mut self) -> Result<(), LabError> {
+        let lab: serde_json::Value = std::fs::read_to_string(self.credentials())
+            .ok()
+            .and_then(|text| serde_json::from_str(&text).ok())
+            .unwrap_or_default();
+        let namespace = lab["namespace"]
+            .as_str()
+            .ok_or_else(|| LabError::NoNamespace {
+                path: self.credentials().display().to_string(),
+            })?
+            .to_owned();
+        let credentials = self.truenas_credentials();
+        let data = self.dir.join("truenas");
+        std::fs::create_dir_all(&data).map_err(|source| LabError::Io {
+            what: "cannot create",
+            path: data.display().to_string(),
+            source,
+        })?;
+        // `ip netns exec` becomes the emulator: the pid file names it, so
+        // `down` can ask it to stop tgt and ganesha before the namespace goes.
+        self.spawn_detached(
+            "truenas",
+            &[
+                "ip".into(),
+                "netns".into(),
+                "exec".into(),
+                namespace.clone().into(),
+                self.bin.join("kiln-lab").into(),
+                "serve-truenas".into(),
+                "--listen".into(),
+                TRUENAS_LISTEN.into(),
+                "--namespace".into(),
+                namespace.into(),
+                "--data-dir".into(),
+                data.into(),
+                "--credentials-out".into(),
+                credentials.clone().into(),
+                "--request-log".into(),
+                self.truenas_request_log().into(),
+            ],
+        )?;
+        self.wait_for(
+            "the TrueNAS emulator's credentials",
+            Duration::from_secs(60),
+            || credentials.exists(),
+        )?;
+        let nas: serde_json::Value = std::fs::read_to_string(&credentials)
+            .ok()
+            .and_then(|text| serde_json::from_str(&text).ok())
+            .unwrap_or_default();
+        for (variable, field) in [
+            ("KILN_TRUENAS_ENDPOINT", "endpoint"),
+            ("KILN_TRUENAS_FINGERPRINT", "fingerprint"),
+            ("KILN_TRUENAS_KEY", "api_key"),
+        ] {
+            let value = nas[field].as_str().unwrap_or_default().to_owned();
+            self.set_env(variable, value);
+        }
+        Ok(())
+    }
+
+    pub fn truenas_credentials(&self) -> PathBuf {
+        self.dir.join("truenas.json")
+    }
+
+    /// One JSON line per call the emulator answered.
+    pub fn truenas_request_log(&self) -> PathBuf {
+        self.dir.join("truenas-requests.jsonl")
+    }
+
+    /// Asks the emulator to stop (it takes its tgt and ganesha down with
+    /// it), and kills what is left after a bounded wait.
+    fn stop_truenas(&self) {
+        let Ok(pid) = std::fs::read_to_string(self.dir.join("truenas.pid")) else {
+            return;
+        };
+        let pid = pid.trim().to_owned();
+        let _ = Command::new("kill")
+            .arg(&pid)
+            .stderr(Stdio::null())
+            .status();
+        let started = Instant::now();
+        while Path::new(&format!("/proc/{pid}")).exists()
+            && started.elapsed() < Duration::from_secs(30)
+        {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{pid}")])
+            .stderr(Stdio::null())
+            .status();
+    }
+
     fn wait_for(
         &self,
         what: &str,
@@ -294,6 +396,7 @@ impl LabHarness {
     /// Stops the collector and the lab (`kiln-lab down`: namespace, QEMU,
     /// disks) and removes the lab's directory.
     pub fn down(&self) -> Result<(), LabError> {
+        self.stop_truenas();
         let pid_file = self.dir.join("collector.pid");
         if let Ok(pid) = std::fs::read_to_string(&pid_file) {
             // The collector runs in its own session: end the whole group.

@@ -5,7 +5,10 @@
 //!
 //! One test walks the whole story, because each guest costs a TCG boot on a
 //! 2-core machine: templates → apply → SSH with the cloud-init key →
-//! healthy → `kiln agent install` (unchanged agents stay, a changed config
+//! healthy → TrueNAS storage (the emulator in the lab's namespace, tgt and
+//! nfs-ganesha behind it: each guest's own kernel logs in over iSCSI with
+//! CHAP and mounts NFS; a second apply changes nothing on the NAS) →
+//! `kiln agent install` (unchanged agents stay, a changed config
 //! redeploys only the named node) → sshd stopped turns the node failing →
 //! a node-loss drill → a nightly copy that passes → a nightly copy that
 //! cannot boot fails with a JUnit file naming node and phase → destroy;
@@ -51,6 +54,13 @@ agent:
   collector: env:KILN_COLLECTOR_URL
   interval: {interval_secs}s
   checks: {{clock_sync: false, load_warn_per_cpu: 10, load_fail_per_cpu: 20}}
+storage:
+  truenas:
+    endpoint: env:KILN_TRUENAS_ENDPOINT
+    api_key: env:KILN_TRUENAS_KEY
+    tls: {{fingerprint: env:KILN_TRUENAS_FINGERPRINT}}
+    iscsi: {{portal: 10.77.0.1:3260, dataset: tank/k8s/iscsi, chap: true}}
+    nfs: {{server: 10.77.0.1, dataset: tank/k8s/nfs}}
 profiles:
   nightly: {{vmids: 9100-9199, ips: 10.77.0.100-10.77.0.149, nodes: [e2e1]}}
   broken: {{vmids: 9200-9299, ips: 10.77.0.150-10.77.0.199, nodes: [e2e2]}}
@@ -172,6 +182,15 @@ fn lab_vms(lab: &LabHarness) -> Vec<(u64, String, String)> {
         .collect()
 }
 
+/// Every call the TrueNAS emulator answered, in order.
+fn nas_calls(lab: &LabHarness) -> Vec<Value> {
+    std::fs::read_to_string(lab.truenas_request_log())
+        .unwrap_or_default()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
 fn wait_until(what: &str, patience: Duration, mut done: impl FnMut() -> bool) -> Duration {
     let started = Instant::now();
     while !done() {
@@ -227,6 +246,10 @@ fn a_cluster_on_real_guests_end_to_end() {
     lab.kiln(&["image", "build", "debian-12"]).unwrap();
     let faults_arg = faults.display().to_string();
     lab.start_lab(2, &["--faults", &faults_arg]).unwrap();
+    if let Err(error) = lab.start_truenas() {
+        let _ = lab.down();
+        panic!("{error}");
+    }
     let mut teardown = Teardown {
         lab: &lab,
         done: false,
@@ -258,6 +281,57 @@ fn a_cluster_on_real_guests_end_to_end() {
             ("e2e2".into(), "healthy".into())
         ],
         "after apply"
+    );
+
+    // Storage: the apply prepared TrueNAS and checked both nodes; the check
+    // again, on its own: iSCSI with CHAP and NFS from each guest's kernel.
+    let checks = stdout_json(&lab, &["kiln", "storage", "check", "-o", "json"]);
+    let checks = checks.as_array().unwrap_or_else(|| panic!("{checks}"));
+    assert_eq!(checks.len(), 2, "{checks:?}");
+    for check in checks {
+        for protocol in ["iscsi", "nfs"] {
+            assert_eq!(check[protocol]["outcome"], "passed", "{check}");
+        }
+        let steps: Vec<&str> = check["iscsi"]["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|step| step["name"].as_str())
+            .collect();
+        for step in ["discovery", "CHAP", "login", "mkfs", "read back", "logout"] {
+            assert!(steps.contains(&step), "no `{step}` in {check}");
+        }
+    }
+    let initiator = ssh(
+        &lab,
+        &key,
+        "10.77.0.21",
+        "cat /etc/iscsi/initiatorname.iscsi",
+    );
+    assert!(
+        String::from_utf8_lossy(&initiator.stdout)
+            .contains("InitiatorName=iqn.2026-01.invalid.kiln:e2e:e2e1"),
+        "e2e1's initiator name"
+    );
+    let calls_before = nas_calls(&lab).len();
+    lab.in_lab(&["kiln", "apply", "--yes"]).unwrap();
+    let calls = nas_calls(&lab);
+    let second: Vec<&Value> = calls[calls_before..].iter().collect();
+    assert!(!second.is_empty(), "the second apply read TrueNAS");
+    let changing: Vec<&str> = second
+        .iter()
+        .filter_map(|call| call["method"].as_str())
+        .filter(|method| {
+            [
+                "create", "update", "delete", "control", "start", "stop", "restart", "reload",
+            ]
+            .iter()
+            .any(|verb| method.ends_with(verb))
+        })
+        .collect();
+    assert!(
+        changing.is_empty(),
+        "a settled apply changed TrueNAS: {changing:?}"
     );
 
     // `kiln agent install`: agents that match are left running; a changed
