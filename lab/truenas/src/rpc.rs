@@ -13,6 +13,7 @@ pub(crate) const CALL_ERROR: i64 = -32001;
 
 pub(crate) const ENOENT: i64 = 2;
 pub(crate) const EFAULT: i64 = 14;
+pub(crate) const EBUSY: i64 = 16;
 pub(crate) const EINVAL: i64 = 22;
 pub(crate) const ENOTEMPTY: i64 = 39;
 pub(crate) const ESERVICESTARTFAILURE: i64 = 202;

@@ -2,10 +2,11 @@
 //! case), one HTTP/1.1 request per connection — `GET /api/versions`, or a WebSocket upgrade
 //! at `/api/current` / `/api/v25.10.5` — then the JSON-RPC session (`session.rs`).
 
+use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU32};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -45,6 +46,8 @@ pub(crate) struct App {
     pub calls_answered: AtomicU32,
     /// Whether the one injected drop happened.
     pub dropped: AtomicBool,
+    /// Unauthenticated calls per (method, source address), for the rate limit.
+    pub unauthenticated_calls: RateLimit,
 }
 
 impl App {
@@ -66,6 +69,7 @@ impl App {
             data_path,
             calls_answered: AtomicU32::new(0),
             dropped: AtomicBool::new(false),
+            unauthenticated_calls: RateLimit::default(),
         }
     }
 
@@ -74,6 +78,37 @@ impl App {
         self.state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// `utils/rate_limit/cache.py`: calls to methods that need no authentication, made by a
+/// connection that has not logged in, are limited to 20 per 60 s per method and source
+/// address (authenticated sessions never are).
+#[derive(Default)]
+pub(crate) struct RateLimit {
+    calls: Mutex<HashMap<(String, IpAddr), VecDeque<Instant>>>,
+}
+
+impl RateLimit {
+    pub(crate) const LIMIT: usize = 20;
+    pub(crate) const WINDOW: Duration = Duration::from_secs(60);
+
+    /// Counts a call; false when it is over the limit.
+    pub(crate) fn allow(&self, method: &str, origin: IpAddr) -> bool {
+        let mut calls = self.calls.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        let seen = calls.entry((method.to_string(), origin)).or_default();
+        while seen
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > Self::WINDOW)
+        {
+            seen.pop_front();
+        }
+        if seen.len() >= Self::LIMIT {
+            return false;
+        }
+        seen.push_back(now);
+        true
     }
 }
 
@@ -226,5 +261,5 @@ where
         .max_frame_size(Some(MAX_MESSAGE));
     let ws = WebSocketStream::from_partially_read(stream, rest, Role::Server, Some(config)).await;
     let origin: IpAddr = peer.ip();
-    session::run(ws, secure_transport(tls, origin), app).await;
+    session::run(ws, secure_transport(tls, origin), origin, app).await;
 }

@@ -3,6 +3,7 @@
 //! once, and refused with -32000 beyond 20 outstanding (`SoftHardSemaphore(10, 20)`).
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -18,7 +19,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use crate::calllog::{LoggedCall, mask_params, now_rfc3339};
 use crate::methods;
-use crate::rpc::{self, ENOTAUTHENTICATED, Incoming, Request, RpcError};
+use crate::rpc::{self, EBUSY, ENOTAUTHENTICATED, Incoming, Request, RpcError};
 use crate::server::App;
 
 /// Calls that run at once on one connection.
@@ -33,6 +34,8 @@ const AUTHENTICATED_LIMIT: usize = 64 * 1024;
 pub(crate) struct Session {
     /// TLS or loopback (`secure_transport`).
     pub secure: bool,
+    /// The client's address.
+    origin: IpAddr,
     authenticated: AtomicBool,
     legacy_jobs: AtomicBool,
     subscriptions: Mutex<HashMap<String, String>>,
@@ -95,7 +98,7 @@ impl Session {
 }
 
 /// Serves one connection until the client leaves, a limit is broken, or a fault drops it.
-pub(crate) async fn run<S>(ws: WebSocketStream<S>, secure: bool, app: Arc<App>)
+pub(crate) async fn run<S>(ws: WebSocketStream<S>, secure: bool, origin: IpAddr, app: Arc<App>)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -112,6 +115,7 @@ where
     });
     let session = Arc::new(Session {
         secure,
+        origin,
         authenticated: AtomicBool::new(false),
         legacy_jobs: AtomicBool::new(true),
         subscriptions: Mutex::new(HashMap::new()),
@@ -249,8 +253,20 @@ async fn answer(
     let Some(spec) = app.schema.method(&request.method) else {
         return Err(RpcError::MethodNotFound);
     };
-    if spec.authentication_required && !session.authenticated() {
-        return Err(RpcError::call(ENOTAUTHENTICATED, "Not authenticated"));
+    if !session.authenticated() {
+        if spec.authentication_required {
+            return Err(RpcError::call(ENOTAUTHENTICATED, "Not authenticated"));
+        }
+        if request.method != "core.set_options"
+            && !app
+                .unauthenticated_calls
+                .allow(&request.method, session.origin)
+        {
+            // The middleware makes the caller wait 1–10 s before it says so.
+            let wait = rand::rng().random_range(1000..=10_000);
+            tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+            return Err(RpcError::call(EBUSY, "Rate Limit Exceeded"));
+        }
     }
     spec.check_params(&request.params)?;
     let result = if spec.job {

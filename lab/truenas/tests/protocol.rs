@@ -305,3 +305,42 @@ async fn a_dropped_connection_fault_closes_once_and_a_new_connection_works() {
     let _ = extra;
     nas.shutdown().await;
 }
+
+#[tokio::test]
+async fn unauthenticated_calls_are_rate_limited_per_method_and_address() {
+    let nas = common::start().await;
+    let mut raw = Raw::connect(&nas).await;
+    for _ in 0..20 {
+        assert_eq!(
+            raw.ok("auth.login_with_api_key", json!(["1-wrong"])).await,
+            json!(false)
+        );
+    }
+    // core.set_options is exempt; another method has its own count.
+    raw.ok("core.set_options", json!([{"legacy_jobs": true}]))
+        .await;
+    assert_eq!(raw.ok("core.ping", json!([])).await, json!("pong"));
+    let started = std::time::Instant::now();
+    let error = raw
+        .err("auth.login_with_api_key", json!([nas.api_key()]))
+        .await;
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "answered after {:?}",
+        started.elapsed()
+    );
+    assert_eq!(error["code"], -32001);
+    assert_eq!(error["data"]["errname"], "EBUSY");
+    assert_eq!(error["data"]["reason"], "[EBUSY] Rate Limit Exceeded");
+    // An authenticated session is never limited (a new connection: the limit is per address
+    // and method, and login_ex is another method).
+    let mut other = Raw::connect(&nas).await;
+    let answer = other
+        .ok("auth.login_ex", json!([{"mechanism": "API_KEY_PLAIN", "username": nas.username(), "api_key": nas.api_key()}]))
+        .await;
+    assert_eq!(answer["response_type"], "SUCCESS");
+    for _ in 0..25 {
+        other.ok("core.ping", json!([])).await;
+    }
+    nas.shutdown().await;
+}
