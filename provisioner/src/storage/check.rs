@@ -147,7 +147,6 @@ async fn check_iscsi(
     let probe = IscsiProbe {
         portal: reachable_portal(&setup.settings, desired.portal).to_string(),
         target: lun.iqn.clone(),
-        lun: u32::try_from(lun.lun).unwrap_or_default(),
         chap: desired.chap.as_ref().map(|chap| Chap {
             user: chap.user.clone(),
             secret: chap.secret.clone(),

@@ -21,9 +21,10 @@ pub struct IscsiProbe {
     /// `address:port`, as TrueNAS's portal listens (an address, not a name:
     /// the device's by-path name carries it).
     pub portal: String,
-    /// The target's full IQN.
+    /// The target's full IQN. It must serve exactly one disk: the probe
+    /// takes the target's one block device, whatever LUN number the target
+    /// gives it (TrueNAS counts from 0, the lab's tgt from 1).
     pub target: String,
-    pub lun: u32,
     pub chap: Option<Chap>,
 }
 
@@ -257,15 +258,18 @@ impl IscsiCommands {
             .join(" && "),
             None => String::new(),
         };
-        let by_path = format!(
-            "/dev/disk/by-path/ip-{}-iscsi-{}-lun-{}",
-            probe.portal, probe.target, probe.lun
+        let prefix = format!(
+            "/dev/disk/by-path/ip-{}-iscsi-{}",
+            probe.portal, probe.target
         );
-        let by_path = line(&[&by_path])?;
+        let quoted_prefix = line(&[&prefix])?;
+        // The glob stays outside the quotes; `set --` lists its matches.
         let device = format!(
             "udevadm settle --timeout=10; i=0; \
-             while [ ! -b {by_path} ] && [ $i -lt {DEVICE_WAIT_TENTHS} ]; do sleep 0.1; i=$((i+1)); done; \
-             readlink -e {by_path} || {{ echo 'no block device {by_path} after login' >&2; exit 1; }}"
+             while [ $i -lt {DEVICE_WAIT_TENTHS} ]; do set -- {quoted_prefix}-lun-*; [ -b \"$1\" ] && break; \
+             sleep 0.1; i=$((i+1)); done; \
+             if [ $# -ne 1 ] || [ ! -b \"$1\" ]; then echo \"expected one block device $*\" >&2; exit 1; fi; \
+             readlink -e \"$1\""
         );
         let mount_dir = format!("{WORK_DIR}/iscsi");
         let logout = format!("{} && {}", node(&["--logout"])?, node(&["-o", "delete"])?);
@@ -388,7 +392,6 @@ mod tests {
         IscsiProbe {
             portal: "10.0.0.5:3260".to_owned(),
             target: "iqn.2005-10.org.freenas.ctl:kiln-check-node1".to_owned(),
-            lun: 0,
             chap,
         }
     }
@@ -441,16 +444,57 @@ mod tests {
     }
 
     #[test]
-    fn the_device_is_the_luns_by_path_name() {
+    fn the_device_is_the_targets_one_lun_by_path() {
         let commands = IscsiCommands::new(&probe(None)).expect("commands");
         assert!(commands.chap.is_empty());
         assert!(
             commands.device.contains(
-                "/dev/disk/by-path/ip-10.0.0.5:3260-iscsi-iqn.2005-10.org.freenas.ctl:kiln-check-node1-lun-0"
+                "set -- /dev/disk/by-path/ip-10.0.0.5:3260-iscsi-iqn.2005-10.org.freenas.ctl:kiln-check-node1-lun-*;"
             ),
             "{}",
             commands.device
         );
+    }
+
+    #[test]
+    fn the_device_script_takes_the_one_block_device_of_the_target() {
+        // The script's own logic, run by sh over a scratch directory: one
+        // block device (a symlink to /dev/null is not one) or none.
+        let dir = tempfile::tempdir().expect("dir");
+        let prefix = dir.path().join("ip-10.0.0.5:3260-iscsi-iqn.x:t");
+        let commands = IscsiCommands::new(&IscsiProbe {
+            portal: "10.0.0.5:3260".to_owned(),
+            target: "iqn.x:t".to_owned(),
+            chap: None,
+        })
+        .expect("commands");
+        let script = commands
+            .device
+            .replace(
+                "/dev/disk/by-path/ip-10.0.0.5:3260-iscsi-iqn.x:t",
+                &prefix.display().to_string(),
+            )
+            .replace(&format!("-lt {DEVICE_WAIT_TENTHS}"), "-lt 2")
+            .replace("udevadm settle --timeout=10; ", "");
+        let run = || {
+            std::process::Command::new("sh")
+                .args(["-c", &script])
+                .output()
+                .expect("sh")
+        };
+        assert!(!run().status.success(), "no device at all must fail");
+        let loop_device = std::path::Path::new("/dev/loop0");
+        if loop_device.exists() {
+            std::os::unix::fs::symlink(loop_device, format!("{}-lun-1", prefix.display()))
+                .expect("link");
+            let output = run();
+            assert!(
+                output.status.success(),
+                "{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "/dev/loop0");
+        }
     }
 
     #[test]
