@@ -147,7 +147,7 @@ fn cases() -> Vec<Case> {
             json!([{"name": "Bad_Name"}]),
             vec![(
                 "iscsi_target_create.name",
-                "Lowercase alphanumeric characters plus dot (.), dash (-), and colon (:) are allowed.",
+                "Only lowercase alphanumeric characters plus dot (.), dash (-), and colon (:) are allowed.",
             )],
         ),
         (

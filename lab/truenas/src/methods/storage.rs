@@ -63,7 +63,7 @@ pub(super) fn call(
         "iscsi.auth.get_instance" => instance(&s.iscsi.auths, params, "iSCSITargetAuthCredential"),
         "iscsi.auth.create" => s.auth_create(&data(0)),
         "iscsi.auth.update" => s.auth_update(id_arg(params, 0), &data(1)),
-        "iscsi.auth.delete" => remove(&mut s.iscsi.auths, params, "iSCSITargetAuthCredential"),
+        "iscsi.auth.delete" => s.auth_delete(id_arg(params, 0)),
         "iscsi.target.query" => s.iscsi.targets.query(filters, options),
         "iscsi.target.get_instance" => instance(&s.iscsi.targets, params, "iSCSITarget"),
         "iscsi.target.create" => s.target_create(&data(0)),

@@ -108,7 +108,63 @@ impl Iscsi {
     }
 }
 
+/// `auth.py` `_validate_secret`.
+fn check_secret(secret: &str, field: &str, title: &str, schema: &str, list: &mut Vec<FieldError>) {
+    let attr = format!("{schema}.{field}");
+    if !(12..=16).contains(&secret.chars().count()) {
+        list.push(FieldError::new(
+            attr.clone(),
+            format!("{title} must be between 12 and 16 characters."),
+        ));
+    }
+    if secret != secret.trim() {
+        list.push(FieldError::new(
+            attr.clone(),
+            format!("{title} contains leading or trailing space."),
+        ));
+    }
+    if secret.contains('#') {
+        list.push(FieldError::new(
+            attr,
+            format!("{title} contains invalid characters: #"),
+        ));
+    }
+}
+
 impl State {
+    /// `iscsi.auth.delete`: the last account of a tag cannot go while a target uses the tag.
+    pub(crate) fn auth_delete(&mut self, id: u64) -> Result<Value, RpcError> {
+        let row = self.iscsi.auths.instance(id, "iSCSITargetAuthCredential")?;
+        let tag = row.get("tag").cloned().unwrap_or(Value::Null);
+        let last_of_tag = !self
+            .iscsi
+            .auths
+            .rows()
+            .any(|a| a.get("tag") == Some(&tag) && id_of(a, "id") != Some(id));
+        let users: Vec<String> = self
+            .iscsi
+            .targets
+            .rows()
+            .filter(|t| {
+                t["groups"]
+                    .as_array()
+                    .is_some_and(|g| g.iter().any(|g| g.get("auth") == Some(&tag)))
+            })
+            .filter_map(|t| id_of(t, "id").map(|i| i.to_string()))
+            .collect();
+        if last_of_tag && !users.is_empty() {
+            return Err(RpcError::call(
+                crate::rpc::EFAULT,
+                format!(
+                    "Authorized access of {id} is being used by following target(s): {}",
+                    users.join(", ")
+                ),
+            ));
+        }
+        self.iscsi.auths.remove(id);
+        Ok(Value::Bool(true))
+    }
+
     pub(crate) fn iscsi_global_update(&mut self, data: &Value) -> Result<Value, RpcError> {
         let mut list = Vec::new();
         for field in ["alua", "iser"] {
@@ -137,45 +193,60 @@ impl State {
         Value::Object(choices)
     }
 
+    /// `portal.py` `__validate`: every address free and configured, errors on `listen`.
     fn check_portal(
         &self,
         schema: &str,
         data: &Value,
-        own_id: Option<u64>,
+        old: Option<&Value>,
     ) -> Result<(), RpcError> {
         let mut list = Vec::new();
+        let attr = format!("{schema}.listen");
+        let ips = |v: &Value| -> Vec<String> {
+            v.get("listen")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|l| l.get("ip").and_then(Value::as_str).map(str::to_string))
+                .collect()
+        };
+        let wanted = ips(data);
+        if wanted.is_empty() {
+            list.push(FieldError::new(
+                attr,
+                "At least one listen entry is required.",
+            ));
+            return errors(list);
+        }
+        let own_id = old.and_then(|o| id_of(o, "id"));
+        let old_ips = old.map(ips).unwrap_or_default();
+        let new_ips: Vec<&String> = wanted.iter().filter(|ip| !old_ips.contains(ip)).collect();
         let choices = self.listen_ip_choices();
-        for (i, listen) in data
-            .get("listen")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .enumerate()
-        {
-            let ip = listen.get("ip").and_then(Value::as_str).unwrap_or_default();
-            let attr = format!("{schema}.listen.{i}.ip");
-            if choices.get(ip).is_none() {
-                list.push(FieldError::new(
-                    attr,
-                    format!("IP {ip} not found in listen IP choices"),
-                ));
-                continue;
-            }
-            let taken = self.iscsi.portals.rows().any(|p| {
-                id_of(p, "id") != own_id
-                    && p["listen"]
-                        .as_array()
-                        .is_some_and(|l| l.iter().any(|x| x["ip"] == ip))
-            });
+        for ip in &wanted {
+            let taken = self
+                .iscsi
+                .portals
+                .rows()
+                .any(|p| id_of(p, "id") != own_id && ips(p).contains(ip));
             if taken {
-                list.push(FieldError::new(attr, "IP is already in use."));
+                list.push(FieldError::new(
+                    attr.clone(),
+                    format!("'{ip}' IP is already in use."),
+                ));
+            }
+            // Only addresses new to the portal must be configured (an old one may be gone).
+            if (old.is_none() || new_ips.contains(&ip)) && choices.get(ip.as_str()).is_none() {
+                list.push(FieldError::new(
+                    attr.clone(),
+                    format!("IP {ip} not configured on this system."),
+                ));
             }
         }
         errors(list)
     }
 
     pub(crate) fn portal_create(&mut self, data: &Value) -> Result<Value, RpcError> {
-        self.check_portal("iscsi_portal_create", data, None)?;
+        self.check_portal("iscsiportal_create", data, None)?;
         let row = self
             .iscsi
             .portals
@@ -188,12 +259,14 @@ impl State {
             .portal_rows()
             .into_iter()
             .find(|p| id_of(p, "id") == Some(id))
-            .ok_or_else(|| RpcError::not_found(format!("iSCSIPortal {id} does not exist")))
+            .ok_or_else(|| RpcError::not_found(format!("ISCSIPortal {id} does not exist")))
     }
 
     pub(crate) fn portal_update(&mut self, id: u64, data: &Value) -> Result<Value, RpcError> {
-        self.portal_get(id)?;
-        self.check_portal("iscsi_portal_update", data, Some(id))?;
+        let old = self.portal_get(id)?;
+        let mut new = old.clone();
+        merge(&mut new, data);
+        self.check_portal("iscsiportal_update", &new, Some(&old))?;
         if let Some(row) = self.iscsi.portals.get_mut(id) {
             merge(row, data);
         }
@@ -249,12 +322,9 @@ impl State {
         Ok(Value::Bool(true))
     }
 
-    fn check_auth(
-        &self,
-        schema: &str,
-        row: &Map<String, Value>,
-        own_id: Option<u64>,
-    ) -> Result<(), RpcError> {
+    /// `auth.py` `validate`: secrets of 12–16 characters without `#` or outer spaces, a peer
+    /// user and peer secret together and different from the secret.
+    fn check_auth(&self, schema: &str, row: &Map<String, Value>) -> Result<(), RpcError> {
         let mut list = Vec::new();
         let text = |k: &str| {
             row.get(k)
@@ -263,39 +333,27 @@ impl State {
                 .to_string()
         };
         let (secret, peeruser, peersecret) = (text("secret"), text("peeruser"), text("peersecret"));
-        let length_ok = |s: &str| (12..=16).contains(&s.chars().count());
-        if !length_ok(&secret) {
+        if peeruser.is_empty() && !peersecret.is_empty() {
             list.push(FieldError::new(
-                format!("{schema}.secret"),
-                "Secret must be between 12 and 16 characters.",
+                format!("{schema}.peersecret"),
+                "The peer user is required if you set a peer secret.",
             ));
         }
+        check_secret(&secret, "secret", "Secret", schema, &mut list);
         if !peeruser.is_empty() {
-            if !length_ok(&peersecret) {
+            if peersecret.is_empty() {
                 list.push(FieldError::new(
                     format!("{schema}.peersecret"),
-                    "Secret must be between 12 and 16 characters.",
+                    "The peer secret is required if you set a peer user.",
                 ));
             } else if peersecret == secret {
                 list.push(FieldError::new(
                     format!("{schema}.peersecret"),
                     "The peer secret cannot be the same as user secret.",
                 ));
+            } else {
+                check_secret(&peersecret, "peersecret", "Peer Secret", schema, &mut list);
             }
-        } else if !peersecret.is_empty() {
-            list.push(FieldError::new(
-                format!("{schema}.peersecret"),
-                "The peer user is required if you set a peer secret.",
-            ));
-        }
-        let tag = row.get("tag");
-        if self.iscsi.auths.rows().any(|a| {
-            id_of(a, "id") != own_id && a.get("tag") == tag && a.get("user") == row.get("user")
-        }) {
-            list.push(FieldError::new(
-                format!("{schema}.user"),
-                "This user already exists for this group tag.",
-            ));
         }
         errors(list)
     }
@@ -305,14 +363,14 @@ impl State {
             data,
             json!({"peeruser": "", "peersecret": "", "discovery_auth": "NONE"}),
         );
-        self.check_auth("iscsi_auth_create", &row, None)?;
+        self.check_auth("iscsi_auth_create", &row)?;
         Ok(self.iscsi.auths.insert(row))
     }
 
     pub(crate) fn auth_update(&mut self, id: u64, data: &Value) -> Result<Value, RpcError> {
         let mut row = self.iscsi.auths.instance(id, "iSCSITargetAuthCredential")?;
         merge(&mut row, data);
-        self.check_auth("iscsi_auth_update", &object(&row), Some(id))?;
+        self.check_auth("iscsi_auth_update", &object(&row))?;
         if let Some(stored) = self.iscsi.auths.get_mut(id) {
             *stored = row.clone();
         }

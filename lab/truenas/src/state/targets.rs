@@ -11,6 +11,30 @@ use super::iscsi::{errors, object, with_defaults};
 use super::{State, id_of, merge};
 use crate::rpc::{FieldError, RpcError};
 
+/// pydantic's `IPvAnyNetwork` (strict `ip_network`): an address or `address/prefix` with no
+/// host bits set (`10.0.0.0/24`, not `10.0.0.5/24`).
+pub(super) fn is_strict_network(text: &str) -> bool {
+    let (ip, prefix) = match text.split_once('/') {
+        Some((ip, prefix)) => (ip, Some(prefix)),
+        None => (text, None),
+    };
+    let Ok(ip) = ip.parse::<IpAddr>() else {
+        return false;
+    };
+    let bits: u32 = if ip.is_ipv4() { 32 } else { 128 };
+    let prefix = match prefix.map(str::parse::<u32>) {
+        None => bits,
+        Some(Ok(p)) if p <= bits => p,
+        Some(_) => return false,
+    };
+    let host_bits = bits - prefix;
+    let value: u128 = match ip {
+        IpAddr::V4(v4) => u128::from(u32::from(v4)),
+        IpAddr::V6(v6) => u128::from(v6),
+    };
+    host_bits == 0 || value & ((1u128 << host_bits) - 1) == 0
+}
+
 impl State {
     fn check_target(
         &self,
@@ -20,16 +44,15 @@ impl State {
     ) -> Result<(), RpcError> {
         let mut list = Vec::new();
         let name = row.get("name").and_then(Value::as_str).unwrap_or_default();
+        // `validate_name`: RE_TARGET_NAME, then uniqueness.
         if name.is_empty()
             || !name
                 .chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-.:".contains(c))
         {
-            list.push(FieldError::new(format!("{schema}.name"), "Lowercase alphanumeric characters plus dot (.), dash (-), and colon (:) are allowed."));
-        } else if name.len() > 120 {
             list.push(FieldError::new(
                 format!("{schema}.name"),
-                "Name cannot exceed 120 characters.",
+                "Only lowercase alphanumeric characters plus dot (.), dash (-), and colon (:) are allowed.",
             ));
         } else if self
             .iscsi
@@ -68,7 +91,7 @@ impl State {
         if matches!(row.get("mode").and_then(Value::as_str), Some("FC" | "BOTH")) {
             list.push(FieldError::new(
                 format!("{schema}.mode"),
-                "Fibre Channel is not licensed on this system",
+                "Fibre Channel not enabled",
             ));
         }
         let mut portals_seen = Vec::new();
@@ -105,27 +128,26 @@ impl State {
                 .get("authmethod")
                 .and_then(Value::as_str)
                 .unwrap_or("NONE");
+            // As `targets.py`: a tag is looked up only for CHAP_MUTUAL.
             match group.get("auth").and_then(Value::as_u64) {
                 None if method != "NONE" => list.push(FieldError::new(
                     attr("auth"),
                     "Authentication group is required for CHAP and CHAP Mutual",
                 )),
-                Some(tag) if !self.iscsi.auths.rows().any(|a| a["tag"] == tag) => {
-                    list.push(FieldError::new(
-                        attr("auth"),
-                        format!("Authentication group {tag} not found"),
-                    ))
-                }
-                Some(tag)
-                    if method == "CHAP_MUTUAL"
-                        && !self.iscsi.auths.rows().any(|a| {
-                            a["tag"] == tag && a["peeruser"].as_str().is_some_and(|p| !p.is_empty())
-                        }) =>
-                {
-                    list.push(FieldError::new(
-                        attr("auth"),
-                        format!("Authentication group {tag} does not support CHAP Mutual"),
-                    ));
+                Some(tag) if method == "CHAP_MUTUAL" => {
+                    match self.iscsi.auths.rows().find(|a| a["tag"] == tag) {
+                        None => list.push(
+                            FieldError::new(attr("auth"), "Authentication group not found")
+                                .with_errno(crate::rpc::ENOENT),
+                        ),
+                        Some(auth) if auth["peeruser"].as_str().is_none_or(str::is_empty) => {
+                            list.push(FieldError::new(
+                                attr("auth"),
+                                format!("Authentication group {tag} does not support CHAP Mutual"),
+                            ));
+                        }
+                        Some(_) => {}
+                    }
                 }
                 _ => {}
             }
@@ -138,15 +160,10 @@ impl State {
             .enumerate()
         {
             let text = network.as_str().unwrap_or_default();
-            let ip = text.split('/').next().unwrap_or_default();
-            let prefix_ok = text
-                .split('/')
-                .nth(1)
-                .is_none_or(|p| p.parse::<u8>().is_ok_and(|p| p <= 128));
-            if ip.parse::<IpAddr>().is_err() || !prefix_ok {
+            if !is_strict_network(text) {
                 list.push(FieldError::new(
                     format!("{schema}.auth_networks.{i}"),
-                    format!("Invalid IP or network: {text}"),
+                    format!("Auth network \"{text}\" is not a valid IPv4 or IPv6 network"),
                 ));
             }
         }
@@ -221,33 +238,54 @@ impl State {
     ) -> Result<(), RpcError> {
         let mut list = Vec::new();
         let name = row.get("name").and_then(Value::as_str).unwrap_or_default();
-        let flat = |s: &str| s.replace(['.', ':'], "_");
-        if self.iscsi.extents.rows().any(|e| {
-            id_of(e, "id") != own_id && e["name"].as_str().is_some_and(|n| flat(n) == flat(name))
-        }) {
+        // `clean_name`: the exact name first, then the name as SCST flattens it.
+        let flat = |s: &str| s.replace('.', "_").replace('/', "-");
+        let others: Vec<&str> = self
+            .iscsi
+            .extents
+            .rows()
+            .filter(|e| id_of(e, "id") != own_id)
+            .filter_map(|e| e["name"].as_str())
+            .collect();
+        if name.contains('"') {
+            list.push(FieldError::new(
+                format!("{schema}.name"),
+                "Double quotes are not allowed",
+            ));
+        }
+        if others.contains(&name) {
             list.push(FieldError::new(
                 format!("{schema}.name"),
                 "Extent name must be unique",
             ));
-        }
-        if name.len() > 64 {
+        } else if let Some(clash) = others.iter().find(|n| flat(n) == flat(name)) {
             list.push(FieldError::new(
                 format!("{schema}.name"),
-                "Extent name must be at most 64 characters",
+                format!("Extent name must be unique when flattened ({clash})"),
             ));
         }
         match row.get("type").and_then(Value::as_str) {
             Some("FILE") => {
-                let path = row.get("path").and_then(Value::as_str).unwrap_or_default();
-                if !path.starts_with("/mnt/") {
+                if row
+                    .get("path")
+                    .and_then(Value::as_str)
+                    .is_none_or(str::is_empty)
+                {
                     list.push(FieldError::new(
                         format!("{schema}.path"),
-                        "Path must reside within a pool",
+                        "This field is required",
                     ));
                 }
             }
             _ => {
                 let disk = row.get("disk").and_then(Value::as_str).unwrap_or_default();
+                if disk.is_empty() {
+                    list.push(FieldError::new(
+                        format!("{schema}.disk"),
+                        "This field is required",
+                    ));
+                    return errors(list);
+                }
                 match disk.strip_prefix("zvol/") {
                     None => list.push(FieldError::new(
                         format!("{schema}.disk"),
@@ -261,7 +299,7 @@ impl State {
                     {
                         list.push(FieldError::new(
                             format!("{schema}.disk"),
-                            format!("Device /dev/zvol/{zvol} for volume {zvol} does not exist"),
+                            format!("Device '/dev/zvol/{zvol}' for volume '{zvol}' does not exist"),
                         ));
                     }
                     Some(_) => {
@@ -297,7 +335,7 @@ impl State {
             data,
             json!({"type": "DISK", "disk": null, "serial": null, "path": null, "filesize": "0",
             "blocksize": 512, "pblocksize": false, "avail_threshold": null, "comment": "", "insecure_tpc": true, "xen": false,
-            "rpm": "SSD", "ro": false, "enabled": true, "product_id": null}),
+            "rpm": "SSD", "ro": false, "enabled": true, "product_id": "iSCSI Disk"}),
         );
         self.check_extent("iscsi_extent_create", &row, None)?;
         let seq = self.iscsi.extents.ids().last().copied().unwrap_or(0) + 1;
@@ -315,6 +353,9 @@ impl State {
             )),
         );
         row.insert("vendor".into(), json!("TrueNAS"));
+        if row.get("product_id").is_none_or(Value::is_null) {
+            row.insert("product_id".into(), json!("iSCSI Disk"));
+        }
         row.insert("locked".into(), json!(false));
         if row.get("type").and_then(Value::as_str) != Some("FILE") {
             let disk = row.get("disk").cloned().unwrap_or(Value::Null);
@@ -364,17 +405,9 @@ impl State {
             .get("extent")
             .and_then(Value::as_u64)
             .unwrap_or_default();
-        if self.iscsi.targets.get(target).is_none() {
-            list.push(FieldError::new(
-                format!("{schema}.target"),
-                format!("{target} Target not found in database"),
-            ));
-        }
-        if self.iscsi.extents.get(extent).is_none() {
-            list.push(FieldError::new(
-                format!("{schema}.extent"),
-                format!("{extent} Extent not found in database"),
-            ));
+        // The middleware checks neither reference; the database's foreign keys refuse them.
+        if self.iscsi.targets.get(target).is_none() || self.iscsi.extents.get(extent).is_none() {
+            return Err(RpcError::Exception("FOREIGN KEY constraint failed".into()));
         }
         let others = || {
             self.iscsi
@@ -386,7 +419,7 @@ impl State {
             if lunid > 16382 {
                 list.push(FieldError::new(
                     format!("{schema}.lunid"),
-                    "LUN ID must be between 0 and 16382",
+                    "LUN ID must be a positive integer and lower than 16382",
                 ));
             } else if others()
                 .any(|m| id_of(m, "target") == Some(target) && id_of(m, "lunid") == Some(lunid))
