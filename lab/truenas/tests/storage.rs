@@ -201,8 +201,38 @@ async fn iscsi_and_nfs_objects_check_references_and_reuse() {
             .starts_with("ERROR - Another NFS share already exports /mnt/tank/k8s/nfs"),
         "{error}"
     );
-    let error = raw.err("sharing.nfs.create", json!([{"path": "/mnt/tank/k8s/nfs", "networks": ["10.0.0.0/8"], "maproot_user": "root", "mapall_user": "root"}])).await;
+    let error = raw.err("sharing.nfs.create", json!([{"path": "/mnt/tank/k8s/nfs", "networks": ["192.168.0.0/16"], "maproot_user": "root", "mapall_user": "root"}])).await;
     assert_eq!(extra(&error)[0].1, "maproot_user disqualifies mapall_user");
+    // A wider network on the same path overlaps the existing client.
+    let error = raw
+        .err(
+            "sharing.nfs.create",
+            json!([{"path": "/mnt/tank/k8s/nfs", "networks": ["10.0.0.0/8"]}]),
+        )
+        .await;
+    assert_eq!(
+        extra(&error)[0].1,
+        "ERROR - This or another NFS share exports /mnt/tank/k8s/nfs to 10.213.7.2/32 and overlaps network 10.0.0.0/8"
+    );
+    // A path outside the pool, a path that does not exist.
+    let error = raw
+        .err("sharing.nfs.create", json!([{"path": "/etc"}]))
+        .await;
+    assert_eq!(
+        extra(&error)[0],
+        (
+            json!("sharingnfs_create.path"),
+            "The path must reside within a pool mount point".to_string(),
+            22
+        )
+    );
+    let error = raw
+        .err("sharing.nfs.create", json!([{"path": "/mnt/tank/nope"}]))
+        .await;
+    assert_eq!(
+        error["data"]["reason"],
+        "[ENOENT] Path /mnt/tank/nope not found"
+    );
     // Portal tags are positions: deleting the first renumbers the second.
     raw.ok("iscsi.portal.create", json!([{"listen": [{"ip": "::"}]}]))
         .await;
