@@ -47,7 +47,7 @@ fn cases() -> Vec<Case> {
             json!([{"name": "tank/v", "volsize": 1000}]),
             vec![(
                 "pool_dataset_create.volsize",
-                "Volume size should be a multiple of volume block size (16K)",
+                "Volume size should be a multiple of volume block size",
             )],
         ),
         (

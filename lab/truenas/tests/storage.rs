@@ -73,6 +73,40 @@ async fn datasets_follow_truenas_rules() {
     let error = raw.err("pool.dataset.delete", json!(["tank/k8s"])).await;
     assert_eq!(error["code"], -32001);
     assert_eq!(error["data"]["errname"], "ENOTEMPTY");
+    assert_eq!(
+        error["data"]["reason"],
+        "[ENOTEMPTY] Failed to delete dataset: cannot destroy 'tank/k8s': filesystem has children"
+    );
+    // Ancestors: the nearest existing one counts; a volume cannot be a parent; 80 %.
+    let error = raw
+        .err("pool.dataset.create", json!([{"name": "tank/a/b/c"}]))
+        .await;
+    assert_eq!(
+        extra(&error)[0].1,
+        "Parent dataset (tank/a/b) does not exist."
+    );
+    let error = raw
+        .err(
+            "pool.dataset.create",
+            json!([{"name": "tank/k8s/c1/iscsi/v1/x", "create_ancestors": true}]),
+        )
+        .await;
+    assert_eq!(
+        extra(&error)[0].1,
+        "tank/k8s/c1/iscsi/v1: parent may not be a ZFS volume"
+    );
+    let error = raw
+        .err(
+            "pool.dataset.create",
+            json!([{"name": "tank/big", "type": "VOLUME", "volsize": 1u64 << 40}]),
+        )
+        .await;
+    assert_eq!(
+        extra(&error)[0].1,
+        "It is not recommended to use more than 80% of your available space for VOLUME"
+    );
+    raw.ok("pool.dataset.create", json!([{"name": "tank/big", "type": "VOLUME", "volsize": 1u64 << 40, "force_size": true, "sparse": true}])).await;
+    raw.ok("pool.dataset.delete", json!(["tank/big"])).await;
     // Seeded data shows in `used`.
     nas.write_file("tank/k8s/c1/nfs", "keep.txt", b"precious")
         .unwrap();

@@ -1,8 +1,6 @@
-//! `pool.dataset.*`: filesystems and zvols under `tank`, with TrueNAS's rules
-//! (`plugins/pool_/dataset.py`): the parent must exist unless `create_ancestors`, a name is
-//! taken once, children need `recursive` to go, and deleting runs the attachment delegates
-//! (a zvol takes its extent, target-extent and emptied targets along; a filesystem its NFS
-//! shares).
+//! Datasets and zvols under `tank` and how `pool.dataset.query` shows them (every ZFS
+//! property as `{parsed, rawvalue, value, source, source_info}`); creating, updating and
+//! deleting them is `dataset_writes.rs`.
 
 use std::collections::BTreeMap;
 
@@ -10,12 +8,10 @@ use serde_json::{Map, Value, json};
 
 use super::{POOL, State};
 use crate::query;
-use crate::rpc::{EFAULT, ENOENT, ENOTEMPTY, FieldError, RpcError};
+use crate::rpc::RpcError;
 
-/// ZFS_MAX_DATASET_NAME_LEN.
-const MAX_NAME_LEN: usize = 200;
 /// What `available` reports for the pool (1 TiB).
-const POOL_SIZE: u64 = 1 << 40;
+pub(super) const POOL_SIZE: u64 = 1 << 40;
 
 /// Properties a create or update may set, with their default (value, parsed) when unset.
 const PROPERTIES: &[(&str, &str, bool)] = &[
@@ -54,15 +50,15 @@ const SIZE_PROPERTIES: &[&str] = &[
 
 /// A zvol's own settings.
 #[derive(Debug, Clone)]
-struct Volume {
-    size: u64,
-    blocksize: String,
-    sparse: bool,
+pub(super) struct Volume {
+    pub(super) size: u64,
+    pub(super) blocksize: String,
+    pub(super) sparse: bool,
 }
 
 #[derive(Debug, Clone)]
 pub(crate) struct Dataset {
-    volume: Option<Volume>,
+    pub(super) volume: Option<Volume>,
     /// Properties set locally (as the API spells them: `LZ4`, `ON`, `1073741824`).
     local: BTreeMap<String, Value>,
     comments: Option<String>,
@@ -103,7 +99,7 @@ fn human_size(bytes: u64) -> String {
 }
 
 /// `16K` → 16384.
-fn block_bytes(size: &str) -> u64 {
+pub(super) fn block_bytes(size: &str) -> u64 {
     let (digits, unit) = size.split_at(
         size.find(|c: char| !c.is_ascii_digit())
             .unwrap_or(size.len()),
@@ -131,12 +127,17 @@ impl Dataset {
         self.volume.is_some()
     }
 
+    /// `readonly=on` set on it.
+    pub(crate) fn is_readonly(&self) -> bool {
+        self.local.get("readonly") == Some(&Value::String("ON".into()))
+    }
+
     pub(crate) fn volsize(&self) -> Option<u64> {
         self.volume.as_ref().map(|v| v.size)
     }
 
     /// Sets the properties named in `data` (create or update); `INHERIT` unsets one.
-    fn set_properties(&mut self, data: &Map<String, Value>) {
+    pub(super) fn set_properties(&mut self, data: &Map<String, Value>) {
         for (name, default, _) in PROPERTIES {
             let _ = default;
             match data.get(*name) {
@@ -358,231 +359,10 @@ impl State {
         }
         Ok(self.dataset_entry(id, &Map::new()))
     }
-
-    pub(crate) fn dataset_create(&mut self, data: &Value) -> Result<Value, RpcError> {
-        let attr = "pool_dataset_create.name";
-        let data = data.as_object().cloned().unwrap_or_default();
-        let name = data
-            .get("name")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
-        // pydantic's smart union: without `type`, params that only the volume model
-        // accepts (a `volsize`) make a volume.
-        let volume = match data.get("type").and_then(Value::as_str) {
-            Some(kind) => kind == "VOLUME",
-            None => data.contains_key("volsize"),
-        };
-        if !name.contains('/') {
-            return Err(RpcError::field(
-                attr,
-                "You need a full name, e.g. pool/newdataset",
-            ));
-        }
-        if !valid_name(&name) {
-            return Err(RpcError::field(attr, "Invalid dataset name"));
-        }
-        if name.len() > MAX_NAME_LEN {
-            return Err(RpcError::field(
-                attr,
-                format!("Dataset name length should be less than or equal to {MAX_NAME_LEN}"),
-            ));
-        }
-        if name.ends_with(' ') {
-            return Err(RpcError::field(
-                attr,
-                "Trailing spaces are not permitted in dataset names",
-            ));
-        }
-        let pool = name.split('/').next().unwrap_or_default();
-        if pool != POOL {
-            return Err(RpcError::field(
-                attr,
-                format!("zpool ({pool}) does not exist."),
-            ));
-        }
-        if self.datasets.contains_key(&name) {
-            return Err(RpcError::field(
-                attr,
-                format!("Path /mnt/{name} already exists"),
-            ));
-        }
-        let ancestors: Vec<String> = {
-            let parts: Vec<&str> = name.split('/').collect();
-            (2..parts.len()).map(|n| parts[..n].join("/")).collect()
-        };
-        let missing: Vec<&String> = ancestors
-            .iter()
-            .filter(|a| !self.datasets.contains_key(*a))
-            .collect();
-        let create_ancestors = data
-            .get("create_ancestors")
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
-        if let Some(parent) = ancestors.last()
-            && !create_ancestors
-            && missing.contains(&parent)
-        {
-            return Err(RpcError::field(
-                attr,
-                format!("Parent dataset ({parent}) does not exist."),
-            ));
-        }
-        if let Some(volume_parent) = ancestors
-            .iter()
-            .find(|a| self.datasets.get(*a).is_some_and(Dataset::is_volume))
-        {
-            return Err(RpcError::field(
-                attr,
-                format!(
-                    "Parent dataset ({volume_parent}) is a volume; volumes cannot have children."
-                ),
-            ));
-        }
-        let mut dataset = Dataset::pool_root();
-        if volume {
-            let size = data.get("volsize").and_then(Value::as_u64).unwrap_or(0);
-            let blocksize = data
-                .get("volblocksize")
-                .and_then(Value::as_str)
-                .unwrap_or("16K")
-                .to_string();
-            let block = block_bytes(&blocksize).max(1);
-            if size == 0 || size % block != 0 {
-                return Err(RpcError::Validation(vec![FieldError::new(
-                    "pool_dataset_create.volsize",
-                    format!("Volume size should be a multiple of volume block size ({blocksize})"),
-                )]));
-            }
-            dataset.volume = Some(Volume {
-                size,
-                blocksize,
-                sparse: data.get("sparse").and_then(Value::as_bool).unwrap_or(false),
-            });
-        }
-        dataset.set_properties(&data);
-        for ancestor in missing {
-            self.datasets.insert(ancestor.clone(), Dataset::pool_root());
-            self.make_backing(ancestor)
-                .map_err(|e| RpcError::call(EFAULT, e))?;
-        }
-        self.datasets.insert(name.clone(), dataset);
-        self.make_backing(&name)
-            .map_err(|e| RpcError::call(EFAULT, e))?;
-        self.dataset_get(&name)
-    }
-
-    pub(crate) fn dataset_update(&mut self, id: &str, data: &Value) -> Result<Value, RpcError> {
-        let data = data.as_object().cloned().unwrap_or_default();
-        let Some(dataset) = self.datasets.get(id) else {
-            return Err(RpcError::Validation(vec![
-                FieldError::new("id", format!("{id} does not exist")).with_errno(ENOENT),
-            ]));
-        };
-        let volume = dataset.is_volume();
-        let kind = if volume { "VOLUME" } else { "FILESYSTEM" };
-        let mut errors = Vec::new();
-        for (name, _, fs_only) in PROPERTIES {
-            if *fs_only && volume && data.contains_key(*name) {
-                errors.push(FieldError::new(
-                    format!("pool_dataset_update.{name}"),
-                    format!("This field is not valid for {kind}"),
-                ));
-            }
-        }
-        if !volume && data.contains_key("volsize") {
-            errors.push(FieldError::new(
-                "pool_dataset_update.volsize",
-                format!("This field is not valid for {kind}"),
-            ));
-        }
-        if let (Some(size), Some(v)) =
-            (data.get("volsize").and_then(Value::as_u64), &dataset.volume)
-        {
-            let block = block_bytes(&v.blocksize).max(1);
-            if size % block != 0 {
-                errors.push(FieldError::new(
-                    "pool_dataset_update.volsize",
-                    format!(
-                        "Volume size should be a multiple of volume block size ({})",
-                        v.blocksize
-                    ),
-                ));
-            } else if size < v.size {
-                errors.push(FieldError::new(
-                    "pool_dataset_update.volsize",
-                    "You cannot shrink a zvol from GUI as this may lead to data loss.",
-                ));
-            }
-        }
-        if !errors.is_empty() {
-            return Err(RpcError::Validation(errors));
-        }
-        if let Some(dataset) = self.datasets.get_mut(id) {
-            dataset.set_properties(&data);
-            if let (Some(size), Some(v)) = (
-                data.get("volsize").and_then(Value::as_u64),
-                dataset.volume.as_mut(),
-            ) {
-                v.size = size;
-            }
-        }
-        self.make_backing(id)
-            .map_err(|e| RpcError::call(EFAULT, e))?;
-        self.dataset_get(id)
-    }
-
-    pub(crate) fn dataset_delete(
-        &mut self,
-        id: &str,
-        options: Option<&Value>,
-    ) -> Result<Value, RpcError> {
-        if !self.datasets.contains_key(id) {
-            return Err(RpcError::not_found(format!(
-                "PoolDataset {id} does not exist"
-            )));
-        }
-        if !id.contains('/') {
-            return Err(RpcError::field("id", "Root datasets can not be deleted."));
-        }
-        let recursive = options
-            .and_then(|o| o.get("recursive"))
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
-        let prefix = format!("{id}/");
-        let doomed: Vec<String> = self
-            .datasets
-            .keys()
-            .filter(|n| *n == id || n.starts_with(&prefix))
-            .cloned()
-            .collect();
-        if doomed.len() > 1 && !recursive {
-            let children: Vec<&str> = doomed.iter().skip(1).map(String::as_str).collect();
-            return Err(RpcError::call(
-                ENOTEMPTY,
-                format!(
-                    "Failed to delete dataset: cannot destroy '{id}': filesystem has children\nuse '-r' to destroy the following datasets:\n{}",
-                    children.join("\n")
-                ),
-            ));
-        }
-        // The attachment delegates: what the datasets carried goes with them.
-        for name in &doomed {
-            if self.datasets.get(name).is_some_and(Dataset::is_volume) {
-                self.iscsi.detach_zvol(name);
-            }
-        }
-        self.nfs.detach_path(&format!("/mnt/{id}"));
-        for name in doomed.iter().rev() {
-            self.remove_backing(name);
-            self.datasets.remove(name);
-        }
-        Ok(Value::Bool(true))
-    }
 }
 
 /// ZFS's dataset name rules: alphanumerics and `_ - : . ` space, `/` between components.
-fn valid_name(name: &str) -> bool {
+pub(super) fn valid_name(name: &str) -> bool {
     name.split('/').all(|part| {
         !part.is_empty()
             && part

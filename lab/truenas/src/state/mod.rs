@@ -3,6 +3,7 @@
 //! directories when a data dir is given. Each table numbers its rows as the middleware's
 //! SQLite tables do: from 1, never reusing an id.
 
+mod dataset_writes;
 mod datasets;
 mod iscsi;
 mod nfs;
