@@ -227,14 +227,24 @@ pub(crate) fn parse(text: &str) -> Incoming {
         Ok(v) => v,
         Err(e) => return Incoming::Reply(plain_error(&Value::Null, INVALID_JSON, &e.to_string())),
     };
-    let Value::Object(message) = message else {
-        // The middleware indexes the message as a dict; anything else fails before an id
-        // can be read.
-        return Incoming::Reply(plain_error(
-            &Value::Null,
-            INVALID_REQUEST,
-            "Invalid request: expected an object",
-        ));
+    // `parse_message` (`utils/limits.py`): only an object is a message; its ValueError is
+    // answered as invalid JSON.
+    let message = match message {
+        Value::Object(message) => message,
+        Value::Array(_) => {
+            return Incoming::Reply(plain_error(
+                &Value::Null,
+                INVALID_JSON,
+                "Batch messages are not supported at this time",
+            ));
+        }
+        _ => {
+            return Incoming::Reply(plain_error(
+                &Value::Null,
+                INVALID_JSON,
+                "Invalid Message Format",
+            ));
+        }
     };
     let id = message.get("id").cloned();
     let invalid = |reason: &str| match &id {
@@ -308,6 +318,12 @@ mod tests {
     #[test]
     fn requests_are_checked_like_validate_message() {
         assert!(matches!(parse("{"), Incoming::Reply(v) if v["error"]["code"] == -32700));
+        assert!(
+            matches!(parse("[]"), Incoming::Reply(v) if v["error"]["message"] == "Batch messages are not supported at this time")
+        );
+        assert!(
+            matches!(parse("1"), Incoming::Reply(v) if v["error"]["message"] == "Invalid Message Format")
+        );
         assert!(
             matches!(parse(r#"{"jsonrpc":"2.0","method":"core.ping"}"#), Incoming::Call(r) if r.id.is_none() && r.params.is_empty())
         );

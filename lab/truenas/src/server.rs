@@ -2,7 +2,7 @@
 //! case), one HTTP/1.1 request per connection — `GET /api/versions`, or a WebSocket upgrade
 //! at `/api/current` / `/api/v25.10.5` — then the JSON-RPC session (`session.rs`).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU32};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -86,29 +86,27 @@ impl App {
 /// address (authenticated sessions never are).
 #[derive(Default)]
 pub(crate) struct RateLimit {
-    calls: Mutex<HashMap<(String, IpAddr), VecDeque<Instant>>>,
+    /// (method, address) → (calls in the window, start of the window).
+    calls: Mutex<HashMap<(String, IpAddr), (usize, Instant)>>,
 }
 
 impl RateLimit {
     pub(crate) const LIMIT: usize = 20;
     pub(crate) const WINDOW: Duration = Duration::from_secs(60);
 
-    /// Counts a call; false when it is over the limit.
+    /// Counts a call; false when it is over the limit. The window restarts 60 s after it
+    /// began (`RateLimit.rate_limit_exceeded`), it does not slide.
     pub(crate) fn allow(&self, method: &str, origin: IpAddr) -> bool {
         let mut calls = self.calls.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
-        let seen = calls.entry((method.to_string(), origin)).or_default();
-        while seen
-            .front()
-            .is_some_and(|t| now.duration_since(*t) > Self::WINDOW)
-        {
-            seen.pop_front();
+        let entry = calls
+            .entry((method.to_string(), origin))
+            .or_insert((0, now));
+        if now.duration_since(entry.1) >= Self::WINDOW {
+            *entry = (0, now);
         }
-        if seen.len() >= Self::LIMIT {
-            return false;
-        }
-        seen.push_back(now);
-        true
+        entry.0 += 1;
+        entry.0 <= Self::LIMIT
     }
 }
 

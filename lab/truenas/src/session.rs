@@ -38,6 +38,8 @@ pub(crate) struct Session {
     origin: IpAddr,
     authenticated: AtomicBool,
     legacy_jobs: AtomicBool,
+    private_methods: AtomicBool,
+    py_exceptions: AtomicBool,
     subscriptions: Mutex<HashMap<String, String>>,
     outgoing: mpsc::UnboundedSender<Message>,
     boot_id: String,
@@ -63,17 +65,39 @@ impl Session {
         self.authenticated.load(Ordering::SeqCst)
     }
 
-    pub(crate) fn set_legacy_jobs(&self, legacy: bool) {
-        self.legacy_jobs.store(legacy, Ordering::SeqCst);
+    /// `core.set_options`: the options given change, all three are answered.
+    pub(crate) fn set_options(&self, options: &serde_json::Value) -> serde_json::Value {
+        for (name, flag) in [
+            ("legacy_jobs", &self.legacy_jobs),
+            ("private_methods", &self.private_methods),
+            ("py_exceptions", &self.py_exceptions),
+        ] {
+            if let Some(value) = options.get(name).and_then(serde_json::Value::as_bool) {
+                flag.store(value, Ordering::SeqCst);
+            }
+        }
+        serde_json::json!({
+            "legacy_jobs": self.legacy_jobs.load(Ordering::SeqCst),
+            "private_methods": self.private_methods.load(Ordering::SeqCst),
+            "py_exceptions": self.py_exceptions.load(Ordering::SeqCst),
+        })
     }
 
     pub(crate) fn boot_id(&self) -> &str {
         &self.boot_id
     }
 
-    /// `core.subscribe [name]` → an ident for `core.unsubscribe`.
+    /// `core.subscribe [name]` → an ident (a UUID) for `core.unsubscribe`.
     pub(crate) fn subscribe(&self, name: &str) -> String {
-        let ident = random_hex(32);
+        let hex = random_hex(32);
+        let ident = format!(
+            "{}-{}-4{}-a{}-{}",
+            &hex[..8],
+            &hex[8..12],
+            &hex[13..16],
+            &hex[17..20],
+            &hex[20..32]
+        );
         if let Ok(mut subs) = self.subscriptions.lock() {
             subs.insert(ident.clone(), name.to_string());
         }
@@ -118,6 +142,8 @@ where
         origin,
         authenticated: AtomicBool::new(false),
         legacy_jobs: AtomicBool::new(true),
+        private_methods: AtomicBool::new(false),
+        py_exceptions: AtomicBool::new(false),
         subscriptions: Mutex::new(HashMap::new()),
         outgoing,
         boot_id: random_hex(32),

@@ -344,3 +344,28 @@ async fn unauthenticated_calls_are_rate_limited_per_method_and_address() {
     }
     nas.shutdown().await;
 }
+
+#[tokio::test]
+async fn message_size_limits_and_set_options() {
+    let nas = common::start().await;
+    let mut raw = Raw::connect(&nas).await;
+    assert_eq!(
+        raw.ok("core.set_options", json!([{"legacy_jobs": false}]))
+            .await,
+        json!({"legacy_jobs": false, "private_methods": false, "py_exceptions": false})
+    );
+    raw.send_text("[]").await;
+    assert_eq!(
+        raw.recv().await.unwrap()["error"],
+        json!({"code": -32700, "message": "Batch messages are not supported at this time"})
+    );
+    // Over 8 KiB before login: the socket is closed.
+    let big = json!({"jsonrpc": "2.0", "id": 1, "method": "core.ping", "params": [], "pad": "x".repeat(9000)});
+    raw.send_text(&big.to_string()).await;
+    assert_eq!(raw.recv().await, None);
+    // After login up to 64 KiB is fine (the params are then refused by the schema).
+    let mut raw = Raw::logged_in(&nas).await;
+    let error = raw.err("core.ping", json!(["x".repeat(20_000)])).await;
+    assert_eq!(error["code"], -32602);
+    nas.shutdown().await;
+}

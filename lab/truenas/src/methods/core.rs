@@ -29,13 +29,7 @@ pub(super) async fn call(
 ) -> Option<Result<Value, RpcError>> {
     let answer = match method {
         "core.ping" => Ok(json!("pong")),
-        "core.set_options" => {
-            let options = arg(params, 0).cloned().unwrap_or_else(|| json!({}));
-            if let Some(legacy) = options.get("legacy_jobs").and_then(Value::as_bool) {
-                session.set_legacy_jobs(legacy);
-            }
-            Ok(options)
-        }
+        "core.set_options" => Ok(session.set_options(arg(params, 0).unwrap_or(&json!({})))),
         "core.subscribe" => Ok(json!(session.subscribe(str_arg(params, 0)))),
         "core.unsubscribe" => {
             session.unsubscribe(str_arg(params, 0));
