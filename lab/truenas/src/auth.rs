@@ -52,6 +52,11 @@ impl Auth {
         &self.key
     }
 
+    /// Whether the part of `key` before the dash is this key's id.
+    pub(crate) fn knows_key_id(&self, key: &str) -> bool {
+        key.split('-').next().and_then(|id| id.parse::<u32>().ok()) == Some(KEY_ID)
+    }
+
     pub(crate) fn revoked(&self) -> bool {
         self.revoked.load(Ordering::SeqCst)
     }

@@ -39,10 +39,11 @@ impl Job {
     fn encode(&self, id: u64) -> Value {
         let (error, exception, exc_info) = match &self.error {
             Some(e) => {
+                // `Job.__encode__`: validation errors are type VALIDATION without an errno.
                 let (errno, kind) = match e {
-                    RpcError::Call { errno, .. } => (*errno, "CallError"),
-                    RpcError::Validation(_) => (22, "ValidationErrors"),
-                    _ => (EFAULT, "Exception"),
+                    RpcError::Call { errno, .. } => (json!(errno), "CallError"),
+                    RpcError::Validation(_) => (Value::Null, "VALIDATION"),
+                    _ => (Value::Null, "Exception"),
                 };
                 let reason = e.reason();
                 let extra = match e.to_error_object().pointer("/data/extra") {

@@ -48,7 +48,7 @@ share = api.sharing.nfs.create({"path": "/mnt/tank/k8s/px/nfs", "networks": ["10
                                 "maproot_user": "root", "maproot_group": "root", "comment": "kiln:px"})
 assert share["networks"] == ["10.213.7.0/24"], share
 
-assert api.service.update("iscsitarget", {"enable": True}) == 3
+assert api.service.update("iscsitarget", {"enable": True}) == 7  # its id on 25.10
 job = api.service.control("START", "iscsitarget", {})
 assert isinstance(job, int), job
 assert client.wait(job, timeout=30) is True

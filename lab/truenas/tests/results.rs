@@ -141,7 +141,7 @@ async fn every_emulated_method_result_matches_its_result_schema() {
             "service.query",
             json!([[["service", "in", ["iscsitarget", "nfs"]]]]),
         ),
-        ("service.get_instance", json!([3])),
+        ("service.get_instance", json!([7])),
         ("service.update", json!(["iscsitarget", {"enable": true}])),
         ("service.start", json!(["iscsitarget"])),
         ("service.started", json!(["iscsitarget"])),

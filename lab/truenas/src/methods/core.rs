@@ -38,7 +38,14 @@ pub(super) async fn call(
         "core.get_jobs" => app.jobs.query(arg(params, 0), arg(params, 1)),
         "core.job_abort" => Ok(Value::Null),
         "auth.login_with_api_key" => {
-            let outcome = app.auth.login(None, str_arg(params, 0), session.secure);
+            let key = str_arg(params, 0);
+            if !app.auth.knows_key_id(key) {
+                // `auth.py`: a key whose id names no key waits 1–2 s, then false.
+                let wait = rand::Rng::random_range(&mut rand::rng(), 1000..=2000);
+                tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+                return Some(Ok(json!(false)));
+            }
+            let outcome = app.auth.login(None, key, session.secure);
             if outcome == LoginOutcome::Success {
                 session.set_authenticated();
             }

@@ -17,22 +17,22 @@ pub(crate) struct Service {
     pub running: bool,
 }
 
-/// The services a 25.10 system lists (a subset: those a storage client meets).
+/// The services table of a fresh 25.10 install, with its ids: `alembic/initial.sql` made
+/// ids up to 23 (most since deleted) and the table is AUTOINCREMENT, so `nvmet`, added by a
+/// 25.10 migration after three other inserts, is 27.
 pub(crate) fn initial() -> Vec<Service> {
     [
-        "cifs",
-        "ftp",
-        "iscsitarget",
-        "nfs",
-        "smartd",
-        "snmp",
-        "ssh",
-        "ups",
-        "nvmet",
+        (4, "cifs"),
+        (6, "ftp"),
+        (7, "iscsitarget"),
+        (9, "nfs"),
+        (10, "snmp"),
+        (11, "ssh"),
+        (14, "ups"),
+        (27, "nvmet"),
     ]
-    .iter()
-    .zip(1u64..)
-    .map(|(name, id)| Service {
+    .into_iter()
+    .map(|(id, name)| Service {
         id,
         name,
         enable: false,
@@ -74,7 +74,7 @@ impl State {
         self.services
             .iter()
             .position(|s| s.name == name)
-            .ok_or_else(|| RpcError::call(ENOENT, format!("{name}: service not found")))
+            .ok_or_else(|| RpcError::call(ENOENT, format!("Service {name} not found.")))
     }
 
     pub(crate) fn service_rows(&self) -> Vec<Value> {
@@ -92,7 +92,7 @@ impl State {
                 .services
                 .iter()
                 .position(|s| Some(s.id) == n.as_u64())
-                .ok_or_else(|| RpcError::not_found(format!("Service {n} does not exist")))?,
+                .ok_or_else(|| RpcError::call(ENOENT, format!("Service {n} not found.")))?,
             other => self.service_index(other.as_str().unwrap_or_default())?,
         };
         if let Some(enable) = data.get("enable").and_then(Value::as_bool) {
