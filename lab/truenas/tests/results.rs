@@ -111,6 +111,7 @@ async fn every_emulated_method_result_matches_its_result_schema() {
             json!([{"name": "v1", "alias": null, "mode": "ISCSI", "groups": [{"portal": 1, "initiator": 1, "authmethod": "CHAP", "auth": 1}]}]),
         ),
         ("iscsi.target.query", json!([])),
+        ("iscsi.target.validate_name", json!(["v1", null])),
         ("iscsi.target.get_instance", json!([1])),
         (
             "iscsi.target.update",

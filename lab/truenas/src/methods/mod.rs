@@ -60,6 +60,7 @@ pub const EMULATED_METHODS: &[&str] = &[
     "iscsi.target.get_instance",
     "iscsi.target.query",
     "iscsi.target.update",
+    "iscsi.target.validate_name",
     "iscsi.targetextent.create",
     "iscsi.targetextent.delete",
     "iscsi.targetextent.get_instance",

@@ -68,6 +68,9 @@ pub(super) fn call(
         "iscsi.target.get_instance" => instance(&s.iscsi.targets, params, "iSCSITarget"),
         "iscsi.target.create" => s.target_create(&data(0)),
         "iscsi.target.update" => s.target_update(id_arg(params, 0), &data(1)),
+        "iscsi.target.validate_name" => {
+            Ok(s.target_name_error(str_arg(params, 0), arg(params, 1).and_then(Value::as_u64)))
+        }
         "iscsi.target.delete" => s.target_delete(id_arg(params, 0), bool_arg(params, 2)),
         "iscsi.extent.query" => s.iscsi.extents.query(filters, options),
         "iscsi.extent.get_instance" => instance(&s.iscsi.extents, params, "iSCSITargetExtent"),

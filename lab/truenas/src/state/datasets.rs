@@ -262,7 +262,7 @@ impl State {
                 .map(|(k, v)| {
                     (
                         k.clone(),
-                        json!({"value": v, "rawvalue": v, "source": "LOCAL", "parsed": v}),
+                        json!({"parsed": v, "rawvalue": v, "value": v, "source": "LOCAL", "source_info": null}),
                     )
                 })
                 .collect();

@@ -36,6 +36,28 @@ pub(super) fn is_strict_network(text: &str) -> bool {
 }
 
 impl State {
+    /// `iscsi.target.validate_name`: the error a name would get, or null.
+    pub(crate) fn target_name_error(&self, name: &str, existing_id: Option<u64>) -> Value {
+        let valid = !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-.:".contains(c));
+        if !valid {
+            return json!(
+                "Only lowercase alphanumeric characters plus dot (.), dash (-), and colon (:) are allowed."
+            );
+        }
+        if self
+            .iscsi
+            .targets
+            .rows()
+            .any(|t| id_of(t, "id") != existing_id && t["name"] == name)
+        {
+            return json!("Target with this name already exists");
+        }
+        Value::Null
+    }
+
     fn check_target(
         &self,
         schema: &str,
