@@ -101,6 +101,7 @@ async fn iscsi_steps(
     commands: &IscsiCommands,
     steps: &mut Vec<ProbeStep>,
 ) -> Result<(), StepError> {
+    run_step(session, privilege, "prepare", &commands.prepare, steps).await?;
     let offered = run_step(session, privilege, "discovery", &commands.discovery, steps).await?;
     if !offers_target(&offered, &probe.target) {
         return Err(StepError::Failed {
@@ -209,6 +210,8 @@ async fn check_round_trip(
 
 /// The shell lines of the iSCSI probe, quoted once here.
 struct IscsiCommands {
+    /// The work directory, root's alone (the CHAP secret passes through it).
+    prepare: String,
     discovery: String,
     chap_file: String,
     chap: String,
@@ -280,6 +283,7 @@ impl IscsiCommands {
             node(&["-o", "delete"])?,
         );
         Ok(Self {
+            prepare: format!("mkdir -p -m 0700 {WORK_DIR} && chmod 0700 {WORK_DIR}"),
             discovery: line(&[
                 "iscsiadm",
                 "-m",
