@@ -22,6 +22,7 @@ mod datapath;
 mod jobs;
 mod lab;
 mod methods;
+mod order;
 mod query;
 mod rpc;
 mod schema;

@@ -35,8 +35,9 @@ pub(crate) struct Schema {
 
 impl Schema {
     pub(crate) fn load() -> Result<Self, LabError> {
-        let doc: Value =
+        let mut doc: Value =
             serde_json::from_str(METHODS_JSON).map_err(|e| LabError::Schema(e.to_string()))?;
+        crate::order::annotate(&mut doc, METHODS_JSON).map_err(LabError::Schema)?;
         let methods = doc
             .get("methods")
             .and_then(Value::as_object)
@@ -284,7 +285,17 @@ mod tests {
                 "pool.dataset.create",
                 json!([{"name": "tank/v", "type": "VOLUME"}])
             ),
-            vec![("data.volsize".into(), "Field required".into())]
+            // A union of models: every model's errors under its name (as pydantic 2.9.2).
+            vec![
+                (
+                    "data.PoolDatasetCreateFilesystem.type".into(),
+                    "Input should be 'FILESYSTEM'".into()
+                ),
+                (
+                    "data.PoolDatasetCreateVolume.volsize".into(),
+                    "Field required".into()
+                ),
+            ]
         );
         assert_eq!(
             extra("pool.dataset.create", json!([])),
@@ -299,10 +310,20 @@ mod tests {
                 "pool.dataset.create",
                 json!([{"name": "tank/a", "user_properties": [{"key": "nocolon", "value": "v"}]}])
             ),
-            vec![(
-                "data.user_properties.0.key".into(),
-                "String should match pattern '.*:.*'".into()
-            )]
+            vec![
+                (
+                    "data.PoolDatasetCreateFilesystem.user_properties.0.key".into(),
+                    "String should match pattern '.*:.*'".into()
+                ),
+                (
+                    "data.PoolDatasetCreateVolume.user_properties.0.key".into(),
+                    "String should match pattern '.*:.*'".into()
+                ),
+                (
+                    "data.PoolDatasetCreateVolume.volsize".into(),
+                    "Field required".into()
+                ),
+            ]
         );
         assert_eq!(
             extra(

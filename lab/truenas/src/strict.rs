@@ -73,8 +73,11 @@ fn push(errors: &mut Vec<StrictError>, loc: &[String], message: String) {
 
 /// `int | None`, `str | list[str]`, `FilesystemModel | VolumeModel` (pydantic's smart
 /// union). A nullable field reports its one real branch's errors, as pydantic does for
-/// `Optional`; a union of models picks the branch named by the value's `type`, as the
-/// middleware's callers expect (`data.volsize`, not one error per model).
+/// `Optional`. A union of models reports every model's errors under the model's name
+/// (`data.PoolDatasetCreateFilesystem.type`, `data.PoolDatasetCreateVolume.volsize`) —
+/// measured with pydantic 2.9.2, and the middleware's `accept.py` passes such locations
+/// through. Other unions get one message naming every accepted kind, as `accept.py` joins
+/// the members' messages with " or ".
 fn check_union(
     branches: &[Value],
     value: &Value,
@@ -101,24 +104,20 @@ fn check_union(
         errors.extend(attempts.remove(0));
         return;
     }
-    if let Some(tag) = value.get("type").and_then(Value::as_str) {
-        let named = real
-            .iter()
-            .position(|b| b.pointer("/properties/type/const").and_then(Value::as_str) == Some(tag));
-        if let Some(index) = named {
-            errors.extend(attempts.swap_remove(index));
-            return;
+    let models: Vec<&str> = real
+        .iter()
+        .filter(|b| b.get("properties").is_some())
+        .filter_map(|b| b.get("title").and_then(Value::as_str))
+        .collect();
+    if models.len() == real.len() {
+        for (model, branch_errors) in models.iter().zip(attempts) {
+            for mut error in branch_errors {
+                error.loc.insert(loc.len(), (*model).to_string());
+                errors.push(error);
+            }
         }
-    } else if value.is_object()
-        && real
-            .iter()
-            .all(|b| b.pointer("/properties/type/const").is_some())
-    {
-        // No `type`: the first model's default (FILESYSTEM for pool.dataset.create).
-        errors.extend(attempts.remove(0));
         return;
     }
-    // Scalars: one message naming every accepted kind.
     let all_here = attempts.iter().all(|a| a.iter().all(|e| e.loc == *loc));
     if all_here {
         let messages: Vec<String> = attempts
@@ -313,12 +312,20 @@ fn check_object(
         .and_then(Value::as_array)
         .map(|r| r.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
-    // Field order first (pydantic validates fields in definition order), then extras.
-    for (name, field_schema) in properties {
-        loc.push(name.clone());
+    // Field order first (pydantic validates fields in definition order, kept in
+    // `x-kiln-order` by `order.rs`), then extras.
+    let order: Vec<&str> = match schema.get("x-kiln-order").and_then(Value::as_array) {
+        Some(names) => names.iter().filter_map(Value::as_str).collect(),
+        None => properties.keys().map(String::as_str).collect(),
+    };
+    for name in order {
+        let Some(field_schema) = properties.get(name) else {
+            continue;
+        };
+        loc.push(name.to_string());
         match map.get(name) {
             Some(value) => check(field_schema, value, loc, errors),
-            None if required.contains(&name.as_str()) => push(errors, loc, "Field required".into()),
+            None if required.contains(&name) => push(errors, loc, "Field required".into()),
             None => {}
         }
         loc.pop();

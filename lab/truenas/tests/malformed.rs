@@ -34,12 +34,28 @@ fn cases() -> Vec<Case> {
         (
             "pool.dataset.create",
             json!([{"name": "tank/v", "type": "VOLUME"}]),
-            vec![("data.volsize", "Field required")],
+            // A union of models: each model's errors under its name (pydantic 2.9.2).
+            vec![
+                (
+                    "data.PoolDatasetCreateFilesystem.type",
+                    "Input should be 'FILESYSTEM'",
+                ),
+                ("data.PoolDatasetCreateVolume.volsize", "Field required"),
+            ],
         ),
         (
             "pool.dataset.create",
             json!([{"name": "tank/v", "type": "FILESYSTEM", "volsize": 1024}]),
-            vec![("data.volsize", "Extra inputs are not permitted")],
+            vec![
+                (
+                    "data.PoolDatasetCreateFilesystem.volsize",
+                    "Extra inputs are not permitted",
+                ),
+                (
+                    "data.PoolDatasetCreateVolume.type",
+                    "Input should be 'VOLUME'",
+                ),
+            ],
         ),
         // No `type` but a `volsize`: pydantic's smart union makes it a volume.
         (
@@ -53,10 +69,17 @@ fn cases() -> Vec<Case> {
         (
             "pool.dataset.create",
             json!([{"name": "tank/v", "user_properties": [{"key": "kiln:x", "value": 1}]}]),
-            vec![(
-                "data.user_properties.0.value",
-                "Input should be a valid string",
-            )],
+            vec![
+                (
+                    "data.PoolDatasetCreateFilesystem.user_properties.0.value",
+                    "Input should be a valid string",
+                ),
+                (
+                    "data.PoolDatasetCreateVolume.user_properties.0.value",
+                    "Input should be a valid string",
+                ),
+                ("data.PoolDatasetCreateVolume.volsize", "Field required"),
+            ],
         ),
         (
             "sharing.nfs.create",
