@@ -13,11 +13,18 @@ use crate::rpc::{EINVAL, FieldError, RpcError};
 use crate::strict::{self, StrictError};
 
 const METHODS_JSON: &str = include_str!("../schema/methods.json");
+/// The account methods (`api_key.*`, `privilege.*`, `user.*`, `group.*`), extracted from the
+/// same tag the same way (`schema/README.md`); held to exactly as `methods.json` is.
+pub(crate) const METHODS_ACCOUNTS_JSON: &str = include_str!("../schema/methods-accounts.json");
 
 /// One method of the schema file.
 pub(crate) struct MethodSpec {
     pub job: bool,
     pub authentication_required: bool,
+    /// `false`: any logged-in user may call it (`_no_authz_required`).
+    pub authorization_required: bool,
+    /// The roles of which a caller needs any one (`roles`, as declared).
+    pub roles: Vec<String>,
     /// The positional arguments: each one's schema; its `title` is the argument's name,
     /// the first segment of every attribute path.
     params: Vec<Value>,
@@ -35,14 +42,32 @@ pub(crate) struct Schema {
 
 impl Schema {
     pub(crate) fn load() -> Result<Self, LabError> {
+        let mut out = HashMap::new();
+        for text in [METHODS_JSON, METHODS_ACCOUNTS_JSON] {
+            load_file(text, &mut out)?;
+        }
+        Ok(Self { methods: out })
+    }
+
+    pub(crate) fn method(&self, name: &str) -> Option<&MethodSpec> {
+        self.methods.get(name)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn names(&self) -> impl Iterator<Item = &str> {
+        self.methods.keys().map(String::as_str)
+    }
+}
+
+/// The methods of one schema file, into `out`.
+fn load_file(text: &str, out: &mut HashMap<String, MethodSpec>) -> Result<(), LabError> {
         let mut doc: Value =
-            serde_json::from_str(METHODS_JSON).map_err(|e| LabError::Schema(e.to_string()))?;
-        crate::order::annotate(&mut doc, METHODS_JSON).map_err(LabError::Schema)?;
+            serde_json::from_str(text).map_err(|e| LabError::Schema(e.to_string()))?;
+        crate::order::annotate(&mut doc, text).map_err(LabError::Schema)?;
         let methods = doc
             .get("methods")
             .and_then(Value::as_object)
             .ok_or_else(|| LabError::Schema("no `methods` object".into()))?;
-        let mut out = HashMap::new();
         for (name, spec) in methods {
             let params = spec
                 .pointer("/params/prefixItems")
@@ -62,6 +87,15 @@ impl Schema {
                         .get("authentication_required")
                         .and_then(Value::as_bool)
                         .unwrap_or(true),
+                    authorization_required: spec
+                        .get("authorization_required")
+                        .and_then(Value::as_bool)
+                        .unwrap_or(true),
+                    roles: spec
+                        .get("roles")
+                        .and_then(Value::as_array)
+                        .map(|r| r.iter().filter_map(Value::as_str).map(String::from).collect())
+                        .unwrap_or_default(),
                     params,
                     required,
                     result: spec.get("result").cloned().unwrap_or(Value::Bool(true)),
@@ -70,17 +104,7 @@ impl Schema {
                 },
             );
         }
-        Ok(Self { methods: out })
-    }
-
-    pub(crate) fn method(&self, name: &str) -> Option<&MethodSpec> {
-        self.methods.get(name)
-    }
-
-    #[cfg(test)]
-    pub(crate) fn names(&self) -> impl Iterator<Item = &str> {
-        self.methods.keys().map(String::as_str)
-    }
+        Ok(())
 }
 
 fn compile(schema: &Value) -> Result<Validator, String> {
@@ -225,7 +249,8 @@ mod tests {
     #[test]
     fn every_schema_compiles() {
         let schema = Schema::load().unwrap();
-        assert_eq!(schema.names().count(), 141);
+        // 141 of methods.json and 29 of methods-accounts.json.
+        assert_eq!(schema.names().count(), 141 + 29);
         for name in schema.names() {
             let spec = schema.method(name).unwrap();
             for p in &spec.params {

@@ -165,17 +165,15 @@ impl State {
         Ok(Value::Bool(true))
     }
 
+    /// `iscsi_global.py` `do_update`: iSER needs RDMA hardware the lab has not; ALUA is
+    /// stored (it matters only on licensed HA systems).
     pub(crate) fn iscsi_global_update(&mut self, data: &Value) -> Result<Value, RpcError> {
-        let mut list = Vec::new();
-        for field in ["alua", "iser"] {
-            if data.get(field) == Some(&Value::Bool(true)) {
-                list.push(FieldError::new(
-                    format!("iscsi_update.{field}"),
-                    "This feature is only available on TrueNAS Enterprise",
-                ));
-            }
+        if data.get("iser") == Some(&Value::Bool(true)) {
+            return Err(RpcError::field(
+                "iscsiglobal_update.iser",
+                "This platform cannot support iSER or is missing an RDMA capable NIC.",
+            ));
         }
-        errors(list)?;
         merge(&mut self.iscsi.global, data);
         Ok(self.iscsi.global.clone())
     }

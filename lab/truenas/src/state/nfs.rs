@@ -173,6 +173,7 @@ fn check(list: Vec<FieldError>) -> Result<(), RpcError> {
 }
 
 impl State {
+    /// `NFSService.do_update`: the checks that do not need Kerberos, HA or RDMA hardware.
     pub(crate) fn nfs_update(&mut self, data: &Value) -> Result<Value, RpcError> {
         if data
             .get("protocols")
@@ -181,10 +182,36 @@ impl State {
         {
             return Err(RpcError::field(
                 "nfs_update.protocols",
-                "Must specify at least one value",
+                "Must specify at least one value (\"NFSV3\", \"NFSV4\") in the \"protocols\" list.",
             ));
         }
-        merge(&mut self.nfs.config, data);
+        let mut new = self.nfs.config.clone();
+        merge(&mut new, data);
+        let mut list = Vec::new();
+        let choices: Vec<String> = self.host_ips.iter().map(ToString::to_string).collect();
+        for (i, ip) in strings(new.get("bindip")).iter().enumerate() {
+            if !choices.contains(ip) {
+                list.push(FieldError::new(
+                    format!("nfs_update.bindip.{i}"),
+                    format!("Cannot use {ip}. Please provide a valid ip address."),
+                ));
+            }
+        }
+        let v4 = strings(new.get("protocols")).iter().any(|p| p == "NFSV4");
+        if !v4 && new["v4_domain"].as_str().is_some_and(|d| !d.is_empty()) {
+            list.push(FieldError::new(
+                "nfs_update.v4_domain",
+                "This option does not apply to NFSv3",
+            ));
+        }
+        if new["rdma"] == true {
+            list.push(FieldError::new(
+                "nfs_update.rdma",
+                "This platform cannot support NFS over RDMA or is missing an RDMA capable NIC.",
+            ));
+        }
+        check(list)?;
+        self.nfs.config = new;
         Ok(self.nfs.config.clone())
     }
 
