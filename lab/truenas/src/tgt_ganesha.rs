@@ -24,7 +24,7 @@ use std::sync::Mutex;
 
 use kiln_lab_core::storage::{
     ChapCredential, ChapSpec, Export, ExportAccess, GaneshaOptions, GaneshaServer, Initiator, Lun,
-    PoolMount, Squash, TargetSpec, TgtServer,
+    PoolMount, Squash, TargetSpec, TgtServer, stop_leftovers,
 };
 
 use crate::datapath::{DataPath, IscsiTarget, IscsiView, NfsExport, NfsView};
@@ -39,7 +39,9 @@ pub struct TgtGaneshaOptions {
     pub address: IpAddr,
     /// The emulator's data dir (`TruenasConfig::data_dir`): zvols' files and datasets.
     pub data_dir: PathBuf,
-    /// The servers' own files (logs, ganesha's config and state).
+    /// The servers' own files: tgtd's log and pid file, ganesha's config, log, pid files
+    /// and NFSv4 state — one directory, so that `kiln_lab_core::storage::stop_leftovers`
+    /// finds every server a crashed run left.
     pub state_dir: PathBuf,
 }
 
@@ -57,7 +59,13 @@ pub struct TgtGanesha {
 }
 
 impl TgtGanesha {
+    /// Servers a crashed earlier run left behind in the same state directory are stopped
+    /// first (only processes its pid files name that still run those programs).
     pub fn new(options: TgtGaneshaOptions) -> Self {
+        let stopped = stop_leftovers(&options.state_dir);
+        if !stopped.is_empty() {
+            tracing::warn!("stopped servers an earlier run left running: {stopped:?}");
+        }
         Self {
             options,
             servers: Mutex::new(Servers::default()),
@@ -110,7 +118,7 @@ impl TgtGanesha {
             let options = GaneshaOptions {
                 namespace: self.options.namespace.clone(),
                 listen: self.options.address,
-                state_dir: self.options.state_dir.join("ganesha"),
+                state_dir: self.options.state_dir.clone(),
                 pools: vec![PoolMount {
                     source: self.options.data_dir.join("mnt").join(POOL),
                     served: PathBuf::from("/mnt").join(POOL),
