@@ -1,5 +1,5 @@
 //! A run's step timings, gathered from its events, grouped into the phases
-//! people talk about (clone, boot, SSH, agent, healthy): what a drill's RTO
+//! people talk about (clone, boot, SSH, agent, healthy, storage): what a drill's RTO
 //! report and a nightly's JUnit file are built from.
 
 use std::sync::Mutex;
@@ -21,6 +21,8 @@ pub enum Phase {
     Ssh,
     Agent,
     Healthy,
+    /// The node's initiator name and its storage check (with `storage`).
+    Storage,
 }
 
 impl Phase {
@@ -33,6 +35,7 @@ impl Phase {
             "wait_ssh" => Self::Ssh,
             "deploy_agent" => Self::Agent,
             "healthy" => Self::Healthy,
+            "initiator" | "storage_check" => Self::Storage,
             _ => return None,
         })
     }
@@ -45,6 +48,7 @@ impl Phase {
             Self::Ssh => "ssh",
             Self::Agent => "agent",
             Self::Healthy => "healthy",
+            Self::Storage => "storage",
         }
     }
 }
@@ -229,6 +233,18 @@ mod tests {
                 StepOutcome::Failed("boom".into())
             },
         });
+    }
+
+    #[test]
+    fn the_storage_steps_are_the_last_phase_and_count_in_the_total() {
+        let timeline = Timeline::default();
+        step(&timeline, "a", "healthy", 0, 1_000, true);
+        step(&timeline, "a", "initiator", 1_000, 1_500, true);
+        step(&timeline, "a", "storage_check", 1_600, 4_000, true);
+        let phases = timeline.phases("a");
+        let names: Vec<Phase> = phases.iter().map(|span| span.phase).collect();
+        assert_eq!(names, [Phase::Healthy, Phase::Storage]);
+        assert_eq!(phases[1].duration, Duration::from_millis(3_000));
     }
 
     #[test]
