@@ -24,6 +24,7 @@ mod lab;
 mod methods;
 mod order;
 mod query;
+mod roles;
 mod rpc;
 mod schema;
 mod server;

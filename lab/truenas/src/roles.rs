@@ -39,7 +39,12 @@ impl Roles {
                 let includes = def
                     .get("includes")
                     .and_then(Value::as_array)
-                    .map(|i| i.iter().filter_map(Value::as_str).map(String::from).collect())
+                    .map(|i| {
+                        i.iter()
+                            .filter_map(Value::as_str)
+                            .map(String::from)
+                            .collect()
+                    })
                     .unwrap_or_default();
                 let full_admin = def
                     .get("full_admin")
@@ -63,7 +68,10 @@ impl Roles {
     }
 
     /// The roles `granted` amount to, includes followed (a full-admin role: every role).
-    pub(crate) fn expand<'a>(&self, granted: impl IntoIterator<Item = &'a str>) -> BTreeSet<String> {
+    pub(crate) fn expand<'a>(
+        &self,
+        granted: impl IntoIterator<Item = &'a str>,
+    ) -> BTreeSet<String> {
         let mut out = BTreeSet::new();
         let mut pending: Vec<String> = granted.into_iter().map(String::from).collect();
         // Bounded: each role is expanded once, and there are finitely many.

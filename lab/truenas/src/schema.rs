@@ -53,7 +53,6 @@ impl Schema {
         self.methods.get(name)
     }
 
-    #[cfg(test)]
     pub(crate) fn names(&self) -> impl Iterator<Item = &str> {
         self.methods.keys().map(String::as_str)
     }
@@ -61,50 +60,54 @@ impl Schema {
 
 /// The methods of one schema file, into `out`.
 fn load_file(text: &str, out: &mut HashMap<String, MethodSpec>) -> Result<(), LabError> {
-        let mut doc: Value =
-            serde_json::from_str(text).map_err(|e| LabError::Schema(e.to_string()))?;
-        crate::order::annotate(&mut doc, text).map_err(LabError::Schema)?;
-        let methods = doc
-            .get("methods")
-            .and_then(Value::as_object)
-            .ok_or_else(|| LabError::Schema("no `methods` object".into()))?;
-        for (name, spec) in methods {
-            let params = spec
-                .pointer("/params/prefixItems")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
-            let required = spec
-                .pointer("/params/minItems")
-                .and_then(Value::as_u64)
-                .and_then(|n| usize::try_from(n).ok())
-                .unwrap_or(0);
-            out.insert(
-                name.clone(),
-                MethodSpec {
-                    job: spec.get("job").and_then(Value::as_bool).unwrap_or(false),
-                    authentication_required: spec
-                        .get("authentication_required")
-                        .and_then(Value::as_bool)
-                        .unwrap_or(true),
-                    authorization_required: spec
-                        .get("authorization_required")
-                        .and_then(Value::as_bool)
-                        .unwrap_or(true),
-                    roles: spec
-                        .get("roles")
-                        .and_then(Value::as_array)
-                        .map(|r| r.iter().filter_map(Value::as_str).map(String::from).collect())
-                        .unwrap_or_default(),
-                    params,
-                    required,
-                    result: spec.get("result").cloned().unwrap_or(Value::Bool(true)),
-                    param_validators: OnceLock::new(),
-                    result_validator: OnceLock::new(),
-                },
-            );
-        }
-        Ok(())
+    let mut doc: Value = serde_json::from_str(text).map_err(|e| LabError::Schema(e.to_string()))?;
+    crate::order::annotate(&mut doc, text).map_err(LabError::Schema)?;
+    let methods = doc
+        .get("methods")
+        .and_then(Value::as_object)
+        .ok_or_else(|| LabError::Schema("no `methods` object".into()))?;
+    for (name, spec) in methods {
+        let params = spec
+            .pointer("/params/prefixItems")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let required = spec
+            .pointer("/params/minItems")
+            .and_then(Value::as_u64)
+            .and_then(|n| usize::try_from(n).ok())
+            .unwrap_or(0);
+        out.insert(
+            name.clone(),
+            MethodSpec {
+                job: spec.get("job").and_then(Value::as_bool).unwrap_or(false),
+                authentication_required: spec
+                    .get("authentication_required")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(true),
+                authorization_required: spec
+                    .get("authorization_required")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(true),
+                roles: spec
+                    .get("roles")
+                    .and_then(Value::as_array)
+                    .map(|r| {
+                        r.iter()
+                            .filter_map(Value::as_str)
+                            .map(String::from)
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                params,
+                required,
+                result: spec.get("result").cloned().unwrap_or(Value::Bool(true)),
+                param_validators: OnceLock::new(),
+                result_validator: OnceLock::new(),
+            },
+        );
+    }
+    Ok(())
 }
 
 fn compile(schema: &Value) -> Result<Validator, String> {

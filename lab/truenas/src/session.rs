@@ -37,6 +37,8 @@ pub(crate) struct Session {
     /// The client's address.
     origin: IpAddr,
     authenticated: AtomicBool,
+    /// Whose key logged in (`methods/accounts.rs`): decides what the session may call.
+    caller: Mutex<Option<methods::accounts::Caller>>,
     legacy_jobs: AtomicBool,
     private_methods: AtomicBool,
     py_exceptions: AtomicBool,
@@ -59,6 +61,17 @@ impl Session {
 
     pub(crate) fn set_unauthenticated(&self) {
         self.authenticated.store(false, Ordering::SeqCst);
+        self.set_caller(None);
+    }
+
+    pub(crate) fn set_caller(&self, caller: Option<methods::accounts::Caller>) {
+        if let Ok(mut c) = self.caller.lock() {
+            *c = caller;
+        }
+    }
+
+    pub(crate) fn caller(&self) -> Option<methods::accounts::Caller> {
+        self.caller.lock().ok().and_then(|c| *c)
     }
 
     fn authenticated(&self) -> bool {
@@ -141,6 +154,7 @@ where
         secure,
         origin,
         authenticated: AtomicBool::new(false),
+        caller: Mutex::new(None),
         legacy_jobs: AtomicBool::new(true),
         private_methods: AtomicBool::new(false),
         py_exceptions: AtomicBool::new(false),
@@ -293,6 +307,9 @@ async fn answer(
             tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
             return Err(RpcError::call(EBUSY, "Rate Limit Exceeded"));
         }
+    }
+    if session.authenticated() {
+        methods::accounts::authorize(app, session, spec)?;
     }
     spec.check_params(&request.params)?;
     let result = if spec.job {

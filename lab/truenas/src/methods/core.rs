@@ -6,7 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde_json::{Value, json};
 
 use super::{arg, str_arg};
-use crate::auth::{self, LoginOutcome, login_ex_response};
+use crate::auth::{LoginOutcome, login_ex_response};
 use crate::rpc::RpcError;
 use crate::server::App;
 use crate::session::Session;
@@ -39,14 +39,15 @@ pub(super) async fn call(
         "core.job_abort" => Ok(Value::Null),
         "auth.login_with_api_key" => {
             let key = str_arg(params, 0);
-            if !app.auth.knows_key_id(key) {
+            if !super::accounts::knows_key_id(app, key) {
                 // `auth.py`: a key whose id names no key waits 1–2 s, then false.
                 let wait = rand::Rng::random_range(&mut rand::rng(), 1000..=2000);
                 tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
                 return Some(Ok(json!(false)));
             }
-            let outcome = app.auth.login(None, key, session.secure);
+            let (outcome, caller) = super::accounts::login(app, None, key, session.secure);
             if outcome == LoginOutcome::Success {
+                session.set_caller(caller);
                 session.set_authenticated();
             }
             Ok(json!(outcome == LoginOutcome::Success))
@@ -56,7 +57,7 @@ pub(super) async fn call(
             session.set_unauthenticated();
             Ok(json!(true))
         }
-        "auth.me" => Ok(auth::user_info()),
+        "auth.me" => super::accounts::me(app, session),
         "auth.mechanism_choices" => Ok(json!([
             "API_KEY_PLAIN",
             "PASSWORD_PLAIN",
@@ -82,8 +83,9 @@ fn login_ex(app: &Arc<App>, session: &Session, params: &[Value]) -> Value {
         .pointer("/login_options/user_info")
         .and_then(Value::as_bool)
         .unwrap_or(true);
-    let outcome = match data.get("mechanism").and_then(Value::as_str) {
-        Some("API_KEY_PLAIN") => app.auth.login(
+    let (outcome, caller) = match data.get("mechanism").and_then(Value::as_str) {
+        Some("API_KEY_PLAIN") => super::accounts::login(
+            app,
             data.get("username").and_then(Value::as_str),
             data.get("api_key")
                 .and_then(Value::as_str)
@@ -91,12 +93,21 @@ fn login_ex(app: &Arc<App>, session: &Session, params: &[Value]) -> Value {
             session.secure,
         ),
         // The emulator has no passwords, tokens or OTP secrets: those logins fail.
-        _ => LoginOutcome::AuthErr,
+        _ => (LoginOutcome::AuthErr, None),
     };
     if outcome == LoginOutcome::Success {
+        session.set_caller(caller);
         session.set_authenticated();
     }
-    login_ex_response(outcome, with_user_info)
+    let mut response = login_ex_response(outcome, with_user_info);
+    // A user key's session is that user: its `user_info` is `auth.me`'s.
+    if with_user_info
+        && matches!(caller, Some(super::accounts::Caller::User(_)))
+        && let Ok(info) = super::accounts::me(app, session)
+    {
+        response["user_info"] = info;
+    }
+    response
 }
 
 fn system_info() -> Value {

@@ -2,6 +2,7 @@
 //! accepted its params. `session.rs` owns the order (auth → params → job or call →
 //! result check → log); these modules own the answers.
 
+pub(crate) mod accounts;
 mod core;
 mod storage;
 
@@ -15,6 +16,12 @@ use crate::session::Session;
 
 /// Every method the emulator answers (the others in `methods.json` fail with ENOMETHOD).
 pub const EMULATED_METHODS: &[&str] = &[
+    "api_key.create",
+    "api_key.delete",
+    "api_key.get_instance",
+    "api_key.my_keys",
+    "api_key.query",
+    "api_key.update",
     "auth.login_ex",
     "auth.login_with_api_key",
     "auth.logout",
@@ -27,6 +34,10 @@ pub const EMULATED_METHODS: &[&str] = &[
     "core.set_options",
     "core.subscribe",
     "core.unsubscribe",
+    "group.create",
+    "group.delete",
+    "group.get_instance",
+    "group.query",
     "iscsi.auth.create",
     "iscsi.auth.delete",
     "iscsi.auth.get_instance",
@@ -75,6 +86,11 @@ pub const EMULATED_METHODS: &[&str] = &[
     "pool.dataset.get_instance",
     "pool.dataset.query",
     "pool.dataset.update",
+    "privilege.create",
+    "privilege.delete",
+    "privilege.get_instance",
+    "privilege.query",
+    "privilege.update",
     "service.control",
     "service.get_instance",
     "service.query",
@@ -98,6 +114,10 @@ pub const EMULATED_METHODS: &[&str] = &[
     "system.state",
     "system.version",
     "system.version_short",
+    "user.create",
+    "user.delete",
+    "user.get_instance",
+    "user.query",
 ];
 
 /// errno 201: the schema names the method, the emulator does not answer it.
@@ -114,6 +134,9 @@ pub(crate) async fn call(
         return answer;
     }
     if let Some(answer) = storage::call(app, method, params) {
+        return answer;
+    }
+    if let Some(answer) = accounts::call(app, session, method, params) {
         return answer;
     }
     Err(not_emulated(method))

@@ -3,10 +3,13 @@
 //! directories when a data dir is given. Each table numbers its rows as the middleware's
 //! SQLite tables do: from 1, never reusing an id.
 
+pub(crate) mod accounts;
+pub(crate) mod api_keys;
 mod dataset_writes;
 mod datasets;
 mod iscsi;
 mod nfs;
+mod privileges;
 pub(crate) mod services;
 mod targets;
 
@@ -35,6 +38,8 @@ pub(crate) struct State {
     pub iscsi: Iscsi,
     pub nfs: Nfs,
     pub services: Vec<Service>,
+    /// Users, groups, privileges and API keys (`accounts.rs`).
+    pub accounts: accounts::Accounts,
     /// What the data path was last told, so that it hears only of changes.
     sent_iscsi: Option<IscsiView>,
     sent_nfs: Option<NfsView>,
@@ -49,6 +54,7 @@ impl State {
             iscsi: Iscsi::default(),
             nfs: Nfs::default(),
             services: services::initial(),
+            accounts: accounts::Accounts::initial(),
             sent_iscsi: None,
             sent_nfs: None,
         };
