@@ -182,7 +182,8 @@ mod tests {
                 "sops",
                 "source-controller",
                 "kustomize-controller",
-                "k3s"
+                "k3s",
+                "kube-apiserver"
             ]
         );
         let talosctl = &pins[0];
@@ -191,8 +192,15 @@ mod tests {
             talosctl.nested,
             ["github.com/siderolabs/talos/pkg/machinery@v1.13.9"]
         );
-        // K3s stays on the 1.34 line: this machine's cgroups are v1.
+        // K3s stays on the 1.34 line: this machine's cgroups are v1; the
+        // API server standing in for its API is of the same line.
         assert!(pins[4].version.starts_with("v1.34."));
+        assert!(pins[5].version.starts_with("v1.34."));
+        assert_eq!(
+            pins[5].nested.len(),
+            31,
+            "every staging module of k8s.io/kubernetes"
+        );
     }
 
     #[test]
