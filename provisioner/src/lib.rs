@@ -10,3 +10,4 @@ pub mod plan;
 pub mod secrets;
 pub mod storage;
 pub mod templates;
+pub mod trust;

@@ -2,10 +2,10 @@
 //! (values or `env:`), the credentials (secret references), the limits.
 
 use kiln_inventory::Inventory;
-use kiln_inventory::values::{EnvOr, Fingerprint};
 use secrecy::ExposeSecret;
 
 use crate::secrets::ClusterSecrets;
+use crate::trust::trust_of;
 use kiln_proxmox::{Auth, ClientConfig, LimitsConfig, ProxmoxClient};
 use kiln_secrets::SecretsError;
 
@@ -40,11 +40,10 @@ pub async fn proxmox_client(
             field: "proxmox.endpoint",
             reason,
         })?;
-    let trust = match (&proxmox.tls.fingerprint, &proxmox.tls.ca_file) {
-        (Some(pin), _) => kiln_tls::Trust::Pin(pin_of(pin)?),
-        (None, Some(ca_file)) => kiln_tls::Trust::CaFile(ca_file.clone()),
-        (None, None) => kiln_tls::Trust::System,
-    };
+    let trust = trust_of(&proxmox.tls).map_err(|reason| ConnectError::Setting {
+        field: "proxmox.tls.fingerprint",
+        reason,
+    })?;
     let uses = inventory.secret_references();
     let find = |field: &str| uses.iter().find(|used| used.path.to_string() == field);
     let auth = match (
@@ -70,12 +69,4 @@ pub async fn proxmox_client(
         per_storage: proxmox.limits.per_storage as usize,
     };
     Ok(ProxmoxClient::new(config)?)
-}
-
-fn pin_of(pin: &EnvOr<Fingerprint>) -> Result<kiln_tls::Fingerprint, ConnectError> {
-    let fingerprint = pin.resolve().map_err(|reason| ConnectError::Setting {
-        field: "proxmox.tls.fingerprint",
-        reason,
-    })?;
-    Ok(kiln_tls::Fingerprint::from_bytes(fingerprint.0))
 }

@@ -11,6 +11,7 @@ use kiln_truenas::{ClientConfig, TruenasClient, initiator_name};
 
 use super::StorageError;
 use crate::secrets::ClusterSecrets;
+use crate::trust::trust_of;
 
 /// Everything a run needs for storage: the NAS, what it must hold, and
 /// what each node is called in its initiator group.
@@ -39,17 +40,10 @@ pub async fn connect(
             field: "storage.truenas.endpoint",
             reason,
         })?;
-    let trust = match (&truenas.tls.fingerprint, &truenas.tls.ca_file) {
-        (Some(pin), _) => {
-            let pin = pin.resolve().map_err(|reason| StorageError::Setting {
-                field: "storage.truenas.tls.fingerprint",
-                reason,
-            })?;
-            kiln_tls::Trust::Pin(kiln_tls::Fingerprint::from_bytes(pin.0))
-        }
-        (None, Some(ca_file)) => kiln_tls::Trust::CaFile(ca_file.clone()),
-        (None, None) => kiln_tls::Trust::System,
-    };
+    let trust = trust_of(&truenas.tls).map_err(|reason| StorageError::Setting {
+        field: "storage.truenas.tls.fingerprint",
+        reason,
+    })?;
     let api_key = secrets
         .resolve_ref(&truenas.api_key, "storage.truenas.api_key")
         .await?;
@@ -135,6 +129,7 @@ pub fn desired_storage(
         datasets,
         iscsi,
         nfs,
+        csi_account: None,
     })
 }
 

@@ -72,25 +72,34 @@ pub async fn probe_iscsi(
     node: &str,
     probe: &IscsiProbe,
 ) -> Result<Vec<ProbeStep>, ProbeError> {
-    let fail = |source| ProbeError {
-        node: node.to_owned(),
-        what: "iSCSI",
-        source,
-    };
+    let fail = failure(node, "iSCSI");
     let commands = IscsiCommands::new(probe).map_err(fail)?;
     let mut steps = Vec::new();
     let outcome = iscsi_steps(session, privilege, probe, &commands, &mut steps).await;
-    // The cleanup also runs after success: the last steps are its own.
-    let cleanup = run_step(
-        session,
-        privilege,
-        "clean up",
-        &commands.cleanup,
-        &mut Vec::new(),
-    )
-    .await;
-    outcome.map_err(fail)?;
-    cleanup.map_err(fail)?;
+    cleaned_up(session, privilege, &commands.cleanup, outcome, steps, fail).await
+}
+
+fn failure(node: &str, what: &'static str) -> impl Fn(StepError) -> ProbeError + Copy {
+    move |source| ProbeError {
+        node: node.to_owned(),
+        what,
+        source,
+    }
+}
+
+/// Runs `cleanup` whatever the outcome (after success too: the probe's own
+/// last steps undo what it made), then reports the first failure.
+async fn cleaned_up(
+    session: &Session,
+    privilege: Privilege,
+    cleanup: &str,
+    outcome: Result<(), StepError>,
+    steps: Vec<ProbeStep>,
+    fail: impl Fn(StepError) -> ProbeError,
+) -> Result<Vec<ProbeStep>, ProbeError> {
+    let cleaned = run_step(session, privilege, "clean up", cleanup, &mut Vec::new()).await;
+    outcome.map_err(&fail)?;
+    cleaned.map_err(&fail)?;
     Ok(steps)
 }
 
@@ -148,27 +157,13 @@ pub async fn probe_nfs(
     node: &str,
     probe: &NfsProbe,
 ) -> Result<Vec<ProbeStep>, ProbeError> {
-    let fail = |source| ProbeError {
-        node: node.to_owned(),
-        what: "NFS",
-        source,
-    };
+    let fail = failure(node, "NFS");
     let source = format!("{}:{}", probe.server, probe.export);
     let commands = FilesystemCommands::nfs(&source, &probe.options, &format!("{WORK_DIR}/nfs"))
         .map_err(fail)?;
     let mut steps = Vec::new();
     let outcome = check_round_trip(session, privilege, &commands, &mut steps).await;
-    let cleanup = run_step(
-        session,
-        privilege,
-        "clean up",
-        &commands.cleanup,
-        &mut Vec::new(),
-    )
-    .await;
-    outcome.map_err(fail)?;
-    cleanup.map_err(fail)?;
-    Ok(steps)
+    cleaned_up(session, privilege, &commands.cleanup, outcome, steps, fail).await
 }
 
 /// Writes a fresh token, remounts with the caches dropped, reads it back,
