@@ -20,6 +20,6 @@ pub mod storage;
 mod tls;
 
 pub use error::LabError;
-pub use reqlog::{LoggedRequest, MASK, RequestLog, mask_params};
+pub use reqlog::{JsonLines, LoggedRequest, MASK, RequestLog, mask_params};
 pub use sshkeys::{ed25519_public_key, is_public_key};
 pub use tls::{ServerTls, fingerprint_of};

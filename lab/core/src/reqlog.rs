@@ -56,14 +56,28 @@ pub fn mask_params(params: &BTreeMap<String, String>) -> BTreeMap<String, String
         .collect()
 }
 
-/// The log: in memory always, appended to a file when one is given.
-#[derive(Debug, Default)]
-pub struct RequestLog {
+/// The PVE lab's request log.
+pub type RequestLog = JsonLines<LoggedRequest>;
+
+/// A lab's log of what it was asked: in memory always, one JSON line per
+/// entry appended to a file when one is given (each emulator logs its own
+/// entry type).
+#[derive(Debug)]
+pub struct JsonLines<T> {
     file: Option<Mutex<File>>,
-    memory: Mutex<Vec<LoggedRequest>>,
+    memory: Mutex<Vec<T>>,
 }
 
-impl RequestLog {
+impl<T> Default for JsonLines<T> {
+    fn default() -> Self {
+        Self {
+            file: None,
+            memory: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+impl<T: Serialize + Clone> JsonLines<T> {
     pub fn open(path: Option<&Path>) -> Result<Self, LabError> {
         let file = match path {
             Some(path) => Some(Mutex::new(
@@ -84,7 +98,7 @@ impl RequestLog {
         })
     }
 
-    pub fn record(&self, entry: LoggedRequest) {
+    pub fn record(&self, entry: T) {
         if let Some(file) = &self.file
             && let Ok(line) = serde_json::to_string(&entry)
             && let Ok(mut file) = file.lock()
@@ -97,7 +111,7 @@ impl RequestLog {
         }
     }
 
-    pub fn entries(&self) -> Vec<LoggedRequest> {
+    pub fn entries(&self) -> Vec<T> {
         self.memory.lock().map(|m| m.clone()).unwrap_or_default()
     }
 }

@@ -1,12 +1,7 @@
 //! The call log: one JSON line per JSON-RPC call, secrets masked. Tests read it to assert
 //! what a client sent (e.g. "a second apply makes zero mutating calls").
 
-use std::fs::{File, OpenOptions};
-use std::io::Write;
-use std::path::Path;
-use std::sync::Mutex;
-
-use kiln_lab_core::{LabError, MASK};
+use kiln_lab_core::MASK;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -103,51 +98,8 @@ pub(crate) fn now_rfc3339() -> String {
     humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
 }
 
-/// The log: in memory always, appended to a file when one is given.
-#[derive(Debug, Default)]
-pub(crate) struct CallLog {
-    file: Option<Mutex<File>>,
-    memory: Mutex<Vec<LoggedCall>>,
-}
-
-impl CallLog {
-    pub(crate) fn open(path: Option<&Path>) -> Result<Self, LabError> {
-        let file = match path {
-            Some(path) => Some(Mutex::new(
-                OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)
-                    .map_err(|source| LabError::RequestLog {
-                        path: path.to_path_buf(),
-                        source,
-                    })?,
-            )),
-            None => None,
-        };
-        Ok(Self {
-            file,
-            memory: Mutex::new(Vec::new()),
-        })
-    }
-
-    pub(crate) fn record(&self, entry: LoggedCall) {
-        if let Some(file) = &self.file
-            && let Ok(line) = serde_json::to_string(&entry)
-            && let Ok(mut file) = file.lock()
-            && let Err(e) = writeln!(file, "{line}")
-        {
-            tracing::warn!("request log write failed: {e}");
-        }
-        if let Ok(mut memory) = self.memory.lock() {
-            memory.push(entry);
-        }
-    }
-
-    pub(crate) fn entries(&self) -> Vec<LoggedCall> {
-        self.memory.lock().map(|m| m.clone()).unwrap_or_default()
-    }
-}
+/// The emulator's call log (see [`kiln_lab_core::JsonLines`]).
+pub(crate) type CallLog = kiln_lab_core::JsonLines<LoggedCall>;
 
 #[cfg(test)]
 mod tests {
