@@ -4,6 +4,7 @@
 //! tokens, the collector's certificate, the iSCSI CHAP secret, later the K3s token and Talos PKI).
 
 mod chap;
+mod csi_key;
 mod later;
 mod rotate;
 mod ssh;
@@ -14,6 +15,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 use zeroize::Zeroizing;
 
 pub use chap::{CHAP_ENTRY, ChapCredential, truenas_chap};
+pub use csi_key::{CSI_KEY_ENTRY, store_truenas_csi_key, truenas_csi_key};
 pub use later::{flux_deploy_key, import_flux_deploy_key, talos_secrets_bundle};
 pub use rotate::{Generated, rotate};
 pub use ssh::{SshKeyPair, cluster_ssh_keypair};

@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-use super::{ClusterNames, chap, later, ssh, tls, tokens};
+use super::{ClusterNames, chap, csi_key, later, ssh, tls, tokens};
 use crate::error::SecretsError;
 use crate::store::{Cas, Data, SecretStore};
 
@@ -18,6 +18,7 @@ pub enum Generated {
     CollectorTls,
     K3sToken,
     TruenasChap,
+    TruenasCsiKey,
     TalosSecrets,
     FluxDeployKey,
 }
@@ -36,6 +37,7 @@ impl Generated {
             _ if name == tls::ENTRY => Some(Self::CollectorTls),
             _ if name == tokens::K3S_ENTRY => Some(Self::K3sToken),
             _ if name == chap::CHAP_ENTRY => Some(Self::TruenasChap),
+            _ if name == csi_key::CSI_KEY_ENTRY => Some(Self::TruenasCsiKey),
             _ if name == later::TALOS_ENTRY => Some(Self::TalosSecrets),
             _ if name == later::FLUX_ENTRY => Some(Self::FluxDeployKey),
             _ => None,
@@ -68,6 +70,11 @@ impl Generated {
                  volumes the CSI driver already attached keep their sessions until they \
                  log in again, which then needs the new secret in the driver's configuration."
                 .to_owned(),
+            Self::TruenasCsiKey => "TrueNAS makes a new key for the CSI driver's account and \
+                 the old one stops working at once: volumes already attached stay, but the \
+                 driver cannot create or delete volumes until its configuration holds the \
+                 new key."
+                .to_owned(),
             Self::TalosSecrets => "The Talos secrets bundle is the cluster's whole PKI (CAs, \
                  bootstrap tokens). A new bundle means a new cluster: every node must be \
                  rebuilt and every talosconfig/kubeconfig is invalidated."
@@ -86,6 +93,11 @@ impl Generated {
             Self::K3sToken => tokens::random_token("the K3s token"),
             Self::TruenasChap => chap::generate(cluster),
             Self::CollectorTls => tls::generate(cluster, &tls::wanted_names(names)),
+            Self::TruenasCsiKey => Err(SecretsError::Config(
+                "only TrueNAS can make a new CSI key: `kiln secrets rotate` asks it (this \
+                 store cannot)"
+                    .to_owned(),
+            )),
             Self::TalosSecrets | Self::FluxDeployKey => Err(SecretsError::Config(format!(
                 "kiln cannot make a new {} itself. {}",
                 match self {
