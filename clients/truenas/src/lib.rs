@@ -37,12 +37,24 @@
 //!         dataset: "tank/k8s/lab/nfs".into(),
 //!         networks: ["10.0.0.0/24".to_owned()].into(),
 //!     }),
+//!     // democratic-csi's own user, privilege and key, with the least roles.
+//!     csi_account: Some(ensure::DesiredCsiAccount {
+//!         username: "kiln-csi-lab".into(),
+//!         roles: DEMOCRATIC_CSI_ROLES.iter().map(|r| (*r).to_owned()).collect(),
+//!     }),
 //! };
 //! let plan = ensure::plan(&client, &desired).await?;
 //! for change in &plan.changes {
 //!     println!("{change}"); // what `kiln plan` shows
 //! }
 //! let ids = ensure::apply(&client, plan).await?; // portal id, group id, CHAP tag for democratic-csi
+//! if let Some(new_key) = &ids.csi_api_key {
+//!     // Only when this apply made (or reset) the key: store new_key.key now.
+//!     let _ = (&new_key.username, &new_key.key);
+//! }
+//! // `kiln secrets rotate`: a new secret for the same key; the old one stops working.
+//! let rotated = ensure::rotate_csi_key(&client, "kiln-csi-lab").await?;
+//! # let _ = rotated;
 //! # let _ = ids;
 //! # Ok(()) }
 //! ```
@@ -68,5 +80,5 @@ pub use error::{Error, FieldError, Result};
 pub use iqn::{IqnError, KILN_IQN_AUTHORITY, MAX_IQN_LENGTH, initiator_name, is_valid_iqn};
 pub use roles::{
     DEMOCRATIC_CSI_METHODS, DEMOCRATIC_CSI_METHODS_WITHOUT_SCHEMA, DEMOCRATIC_CSI_ROLES,
-    KILN_METHODS, KILN_ROLES, least_roles,
+    KILN_CSI_ACCOUNT_METHODS, KILN_CSI_ACCOUNT_ROLES, KILN_METHODS, KILN_ROLES, least_roles,
 };

@@ -11,10 +11,12 @@
 //! `filesystem.chown` (NFS dataset permissions), `replication.run_onetime`
 //! (detached snapshots) and, on its `next` branch, `nvmet.*` (NVMe-oF); none
 //! of these are in the schema kiln vendors, so their roles are not known
-//! from it (see [`DEMOCRATIC_CSI_METHODS_WITHOUT_SCHEMA`]). Creating the
-//! key itself (`api_key.*`, `user.*`, `privilege.*`) is not in the schema
-//! either. TrueNAS's `role.py` also makes each `*_WRITE` role include its
-//! `*_READ` role; the schema does not say so, so both are listed.
+//! from it (see [`DEMOCRATIC_CSI_METHODS_WITHOUT_SCHEMA`]). Making the key
+//! itself (`user.*`, `privilege.*`, `api_key.*`) is described by the second
+//! schema file, `methods-accounts.json` (same source, same extraction):
+//! [`KILN_CSI_ACCOUNT_ROLES`]. TrueNAS's `role.py` makes most `*_WRITE`
+//! roles include their `*_READ` role (not `PRIVILEGE_WRITE`); the method
+//! lists do not say so, so both are listed.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -142,6 +144,35 @@ pub const KILN_ROLES: &[&str] = &[
     "SHARING_ISCSI_TARGET_WRITE",
     "SHARING_NFS_READ",
     "SHARING_NFS_WRITE",
+];
+
+/// The calls kiln makes to keep democratic-csi's account
+/// ([`DesiredStorage::csi_account`](crate::ensure::DesiredStorage), and
+/// [`rotate_csi_key`](crate::ensure::rotate_csi_key)).
+pub const KILN_CSI_ACCOUNT_METHODS: &[&str] = &[
+    "api_key.create",
+    "api_key.delete",
+    "api_key.query",
+    "api_key.update",
+    "privilege.create",
+    "privilege.query",
+    "privilege.update",
+    "user.create",
+    "user.query",
+];
+
+/// What kiln's own key needs besides [`KILN_ROLES`] for
+/// [`KILN_CSI_ACCOUNT_METHODS`] (sorted). `api_key.create/update/delete`
+/// also accept `READONLY_ADMIN`, but `api_key_privilege_check` then limits
+/// the caller to its own keys, and the CSI key is another user's: hence
+/// `API_KEY_WRITE`.
+pub const KILN_CSI_ACCOUNT_ROLES: &[&str] = &[
+    "ACCOUNT_READ",
+    "ACCOUNT_WRITE",
+    "API_KEY_READ",
+    "API_KEY_WRITE",
+    "PRIVILEGE_READ",
+    "PRIVILEGE_WRITE",
 ];
 
 /// A smallest set of roles that lets every method be called, given each

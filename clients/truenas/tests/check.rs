@@ -23,6 +23,7 @@ fn desired() -> DesiredStorage {
             dataset: "tank/k8s/lab/nfs".into(),
             networks: ["10.213.7.0/24".to_owned()].into(),
         }),
+        csi_account: None,
     }
 }
 

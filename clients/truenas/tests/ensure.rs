@@ -36,6 +36,7 @@ fn desired(nodes: &[&str], networks: &[&str]) -> DesiredStorage {
             dataset: "tank/k8s/lab/nfs".into(),
             networks: networks.iter().map(|n| (*n).to_owned()).collect(),
         }),
+        csi_account: None,
     }
 }
 

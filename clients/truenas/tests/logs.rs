@@ -93,6 +93,7 @@ async fn no_secret_is_ever_logged() {
             }),
         }),
         nfs: None,
+        csi_account: None,
     };
     // The dropped connection hits the plan's reads: reconnect, log in again.
     let plan = ensure::plan(&client, &desired).await.unwrap();

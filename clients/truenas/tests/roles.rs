@@ -144,3 +144,34 @@ fn kilns_own_role_set_matches_the_vendored_schema() {
         .collect();
     assert_eq!(least, constant);
 }
+
+#[test]
+fn the_csi_account_role_set_matches_the_accounts_schema() {
+    let schema = read_json("../../lab/truenas/schema/methods-accounts.json");
+    let methods = schema["methods"].as_object().expect("methods");
+    let method_roles = roles_of(methods, kiln_truenas::KILN_CSI_ACCOUNT_METHODS);
+    let least = kiln_truenas::least_roles(&method_roles);
+    let constant: BTreeSet<String> = kiln_truenas::KILN_CSI_ACCOUNT_ROLES
+        .iter()
+        .map(|r| (*r).to_owned())
+        .collect();
+    // The schema alone would also accept READONLY_ADMIN for api_key.*; the
+    // plugin's api_key_privilege_check does not, for another user's key.
+    assert!(least.is_subset(&constant), "{least:?}");
+    for (method, roles) in &method_roles {
+        assert!(
+            roles.iter().any(|r| constant.contains(r)),
+            "{method} needs one of {roles:?}"
+        );
+    }
+    // role.py: PRIVILEGE_WRITE does not include PRIVILEGE_READ, so both.
+    let roles = &schema["roles"];
+    assert_eq!(
+        roles["PRIVILEGE_WRITE"]["includes"],
+        serde_json::json!(["PRIVILEGE_WRITE"])
+    );
+    assert_eq!(
+        roles["API_KEY_WRITE"]["includes"],
+        serde_json::json!(["API_KEY_READ"])
+    );
+}

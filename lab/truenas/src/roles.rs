@@ -1,9 +1,9 @@
 //! TrueNAS's roles (`role.py` `ROLES`, vendored in `schema/methods-accounts.json`) and how a
 //! caller's roles decide a call (`main.py` `check_method_access`, `utils/allowlist.py`):
 //! a privilege's roles are expanded through `includes` (`RoleManager.roles_for_role`; a
-//! `full_admin` role stands for every role), and a call is allowed when the method does not
-//! require authorization or when the caller holds **any one** of the method's declared
-//! roles. A method that requires authorization and declares no roles is FULL_ADMIN's alone.
+//! `full_admin` role stands for every role), and a call is allowed when the method needs no
+//! authentication or no authorization, or when the caller holds **any one** of the
+//! method's declared roles. A method that requires authorization and declares no roles is FULL_ADMIN's alone.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -97,9 +97,12 @@ impl Roles {
             .any(|r| self.roles.get(r).is_some_and(|d| d.full_admin))
     }
 
-    /// Whether a user session holding `expanded` roles may call the method.
+    /// Whether a user session holding `expanded` roles may call the method: methods
+    /// without authentication (`authorize_method_call` returns early for them) or without
+    /// authorization, or one of the method's roles.
     pub(crate) fn authorizes(&self, expanded: &BTreeSet<String>, spec: &MethodSpec) -> bool {
-        !spec.authorization_required
+        !spec.authentication_required
+            || !spec.authorization_required
             || self.full_admin(expanded)
             || spec.roles.iter().any(|r| expanded.contains(r))
     }

@@ -82,8 +82,11 @@ async fn a_key_may_call_what_its_roles_cover_and_nothing_else() {
     csi.ok("iscsi.target.query", json!([])).await;
     csi.ok("pool.dataset.query", json!([[["id", "=", "tank"]]]))
         .await;
-    // No authorization required: any logged-in user.
+    // No authorization required: any logged-in user; no authentication: anyone.
     csi.ok("system.version", json!([])).await;
+    csi.ok("core.ping", json!([])).await;
+    let again = csi.ok("auth.login_with_api_key", json!([key])).await;
+    assert_eq!(again, json!(true));
     // Outside: refused as check_method_access refuses, before params are looked at.
     let refused = csi
         .err(

@@ -3,12 +3,17 @@
 //! (integers as numbers, `volblocksize` and `rpm` as strings, `null` for
 //! "unset"); answers are read leniently, since releases add fields.
 
+mod accounts;
 mod datasets;
 mod iscsi;
 mod nfs;
 mod services;
 mod system;
 
+pub use accounts::{
+    ApiKey, NewApiKey, NewPrivilege, NewServiceUser, Privilege, PrivilegeGroup, PrivilegeUpdate,
+    User, UserGroup,
+};
 pub use datasets::{Dataset, DatasetKind, NewDataset, UserProperty, VolBlockSize, ZfsProperty};
 pub use iscsi::{
     AuthMethod, ChapAuth, ChapAuthUpdate, DiscoveryAuth, Extent, InitiatorGroup,

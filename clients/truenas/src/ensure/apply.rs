@@ -147,6 +147,14 @@ pub async fn apply(client: &TruenasClient, plan: Plan) -> Result<StorageIds> {
             Change::StartService { service } => {
                 client.control_service(ServiceVerb::Start, &service).await?;
             }
+            change @ (Change::CreateCsiUser { .. }
+            | Change::CreateCsiPrivilege { .. }
+            | Change::SetCsiPrivilege { .. }
+            | Change::DeleteDeadCsiKey { .. }
+            | Change::CreateCsiKey { .. }
+            | Change::ResetCsiKey { .. }) => {
+                super::csi_account::apply_csi_change(client, change, &marker, &mut ids).await?;
+            }
         }
     }
     Ok(ids)

@@ -35,19 +35,27 @@
 //!   port, NFSv4 on, `iscsitarget` and `nfs` enabled and running. kiln
 //!   never turns anything off.
 //!
+//! - **democratic-csi's API key** ([`DesiredStorage::csi_account`]): a user
+//!   whose full name is the marker, a privilege named the marker, a key of
+//!   that user named the marker; see `csi_account.rs`. A new key's secret
+//!   comes back once, in [`StorageIds::csi_api_key`];
+//!   [`rotate_csi_key`] replaces it.
+//!
 //! An initiator group with no IQNs admits every initiator, so an empty
 //! node list is refused rather than written.
 
 mod apply;
+mod csi_account;
 mod plan;
 
 use std::collections::BTreeSet;
 use std::fmt;
 use std::net::SocketAddr;
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 
 pub use apply::apply;
+pub use csi_account::rotate_csi_key;
 pub use plan::plan;
 
 use crate::api::NfsProtocol;
@@ -63,6 +71,19 @@ pub struct DesiredStorage {
     pub datasets: Vec<String>,
     pub iscsi: Option<DesiredIscsi>,
     pub nfs: Option<DesiredNfs>,
+    /// democratic-csi's own user, privilege and API key; `None` leaves
+    /// accounts alone.
+    pub csi_account: Option<DesiredCsiAccount>,
+}
+
+/// A service account for democratic-csi with exactly these roles (e.g.
+/// [`DEMOCRATIC_CSI_ROLES`](crate::DEMOCRATIC_CSI_ROLES)).
+#[derive(Debug, Clone)]
+pub struct DesiredCsiAccount {
+    /// The local user the key belongs to, e.g. `kiln-csi-lab`.
+    pub username: String,
+    /// The privilege's roles, exactly.
+    pub roles: BTreeSet<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -112,7 +133,49 @@ pub struct StorageIds {
     /// `targetGroupAuthGroup` (CHAP is referred to by tag).
     pub chap_tag: Option<i64>,
     pub nfs_share_id: Option<i64>,
+    /// democratic-csi's key, when this apply made it or reset it (store it:
+    /// TrueNAS never shows it again); `None` when the key already existed.
+    pub csi_api_key: Option<CsiApiKey>,
 }
+
+/// An API key just made: `<id>-<secret>`. Debug masks the secret; two are
+/// equal when id, user and secret are.
+#[derive(Clone)]
+pub struct CsiApiKey {
+    pub key_id: i64,
+    pub username: String,
+    pub key: SecretString,
+}
+
+impl CsiApiKey {
+    fn new(key_id: i64, username: String, key: SecretString) -> Self {
+        Self {
+            key_id,
+            username,
+            key,
+        }
+    }
+}
+
+impl fmt::Debug for CsiApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CsiApiKey")
+            .field("key_id", &self.key_id)
+            .field("username", &self.username)
+            .field("key", &MASKED)
+            .finish()
+    }
+}
+
+impl PartialEq for CsiApiKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.key_id == other.key_id
+            && self.username == other.username
+            && self.key.expose_secret() == other.key.expose_secret()
+    }
+}
+
+impl Eq for CsiApiKey {}
 
 /// What [`plan`] found: the changes to make, and the ids of what already
 /// exists and stays.
@@ -181,6 +244,30 @@ pub enum Change {
     },
     StartService {
         service: String,
+    },
+    CreateCsiUser {
+        username: String,
+    },
+    CreateCsiPrivilege {
+        username: String,
+        roles: Vec<String>,
+    },
+    SetCsiPrivilege {
+        id: i64,
+        username: String,
+        added: Vec<String>,
+        removed: Vec<String>,
+        roles: Vec<String>,
+    },
+    DeleteDeadCsiKey {
+        id: i64,
+    },
+    CreateCsiKey {
+        username: String,
+    },
+    ResetCsiKey {
+        id: i64,
+        username: String,
     },
 }
 
@@ -252,6 +339,37 @@ impl fmt::Display for Change {
                 write!(f, "service {service}: start on boot")
             }
             Change::StartService { service } => write!(f, "service {service}: start"),
+            Change::CreateCsiUser { username } => write!(
+                f,
+                "user {username}: create (democratic-csi's service account, no password)"
+            ),
+            Change::CreateCsiPrivilege { username, roles } => write!(
+                f,
+                "privilege for {username}'s group: create with roles {}",
+                joined(roles)
+            ),
+            Change::SetCsiPrivilege {
+                id,
+                username,
+                added,
+                removed,
+                ..
+            } => write!(
+                f,
+                "privilege #{id}: grant to {username}'s group only; add roles {}; remove roles {}",
+                joined(added),
+                joined(removed)
+            ),
+            Change::DeleteDeadCsiKey { id } => {
+                write!(f, "API key #{id} (kiln's; its user is gone): delete")
+            }
+            Change::CreateCsiKey { username } => {
+                write!(f, "API key for {username}: create (secret {MASKED})")
+            }
+            Change::ResetCsiKey { id, username } => write!(
+                f,
+                "API key #{id} of {username} (revoked): reset (secret {MASKED})"
+            ),
         }
     }
 }

@@ -31,6 +31,9 @@ pub async fn plan(client: &TruenasClient, desired: &DesiredStorage) -> Result<Pl
         plan_nfs(client, nfs, &marker, &mut plan).await?;
     }
     plan_services(client, desired, &mut plan).await?;
+    if let Some(account) = &desired.csi_account {
+        super::csi_account::plan_csi_account(client, account, &marker, &mut plan).await?;
+    }
     Ok(plan)
 }
 
@@ -57,6 +60,17 @@ fn check(desired: &DesiredStorage) -> Result<()> {
                     chap.user
                 ));
             }
+        }
+    }
+    if let Some(account) = &desired.csi_account {
+        if account.username.trim().is_empty() {
+            return invalid("the CSI account's username is empty".to_owned());
+        }
+        if account.roles.is_empty() {
+            return invalid(
+                "the CSI account has no roles: TrueNAS gives no key to a user without any"
+                    .to_owned(),
+            );
         }
     }
     if let Some(nfs) = &desired.nfs
