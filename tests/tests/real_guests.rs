@@ -313,6 +313,12 @@ fn a_cluster_on_real_guests_end_to_end() {
             .contains("InitiatorName=iqn.2026-01.invalid.kiln:e2e:e2e1"),
         "e2e1's initiator name"
     );
+    assert!(
+        nas_calls(&lab)
+            .iter()
+            .any(|call| call["method"] == "api_key.create"),
+        "the apply made democratic-csi's API key"
+    );
     let calls_before = nas_calls(&lab).len();
     lab.in_lab(&["kiln", "apply", "--yes"]).unwrap();
     let calls = nas_calls(&lab);

@@ -7,7 +7,9 @@ use crate::lock::{LockError, LockRequest, RunLock};
 use crate::store::{Cas, Data, Entry, EntryMeta, SecretStore};
 use crate::vault::VaultStore;
 
-/// The backend the inventory chose.
+/// The backend the inventory chose. Cloning shares the backend's
+/// connection (Vault's client), not its data.
+#[derive(Clone)]
 pub enum Store {
     File(FileStore),
     Vault(VaultStore),

@@ -27,6 +27,15 @@ pub struct TrueNas {
     pub iscsi: Option<Iscsi>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nfs: Option<Nfs>,
+    /// Make democratic-csi's own TrueNAS account (a user, a privilege with
+    /// the least roles its calls need, an API key kept in kiln's store).
+    /// kiln's own key then needs the account roles too (docs/storage.md).
+    #[serde(default = "yes")]
+    pub csi_account: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

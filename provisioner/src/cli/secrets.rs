@@ -161,7 +161,13 @@ async fn rotate(
             stale.run_id, stale.user, stale.host, stale.renewed
         );
     }
-    let rotated = generated::rotate(store, &cluster_names(inventory), name).await;
+    // Only TrueNAS can make a new CSI key; every other entry kiln makes itself.
+    let rotated = match kind {
+        Generated::TruenasCsiKey => rotate_on_truenas(inventory, secrets).await,
+        _ => generated::rotate(store, &cluster_names(inventory), name)
+            .await
+            .map_err(anyhow::Error::from),
+    };
     let released = lock.release().await;
     let version = rotated?;
     released?;
@@ -171,6 +177,13 @@ async fn rotate(
         OutputFormat::Text => println!("Rotated `{name}`: now version {version}."),
     }
     Ok(Exit::Success)
+}
+
+async fn rotate_on_truenas(inventory: &Inventory, secrets: &ClusterSecrets) -> anyhow::Result<u64> {
+    let setup = kiln::storage::connect(inventory, secrets)
+        .await?
+        .context("the inventory has no `storage` section: there is no CSI key to rotate")?;
+    Ok(kiln::storage::rotate_csi_key(&setup).await?)
 }
 
 /// Asks on the terminal; without one, only `--yes` can confirm.

@@ -15,7 +15,7 @@ use kiln_truenas::ensure::{self, StorageIds};
 use super::access::HostAccess;
 use super::context::Context;
 use crate::plan::{DesiredVm, StoragePlan};
-use crate::storage::{NodeCheck, ProbeOutcome, StorageSetup, check_node};
+use crate::storage::{NodeCheck, ProbeOutcome, StorageSetup, check_node, keep_csi_key};
 
 /// The storage part of a run's context.
 pub struct StorageRun {
@@ -84,6 +84,9 @@ pub async fn prepare_truenas(context: Arc<Context>) -> Result<(), String> {
         tracing::info!(%change, "TrueNAS");
     }
     let ids = ensure::apply(&run.setup.client, plan)
+        .await
+        .map_err(|error| error.to_string())?;
+    keep_csi_key(&run.setup, &ids)
         .await
         .map_err(|error| error.to_string())?;
     if let Ok(mut slot) = run.prepared.lock() {

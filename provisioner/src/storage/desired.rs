@@ -6,21 +6,28 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use kiln_inventory::Inventory;
 use kiln_inventory::model::TrueNas;
 use kiln_secrets::generated::{ChapCredential, truenas_chap};
-use kiln_truenas::ensure::{ChapCredentials, DesiredIscsi, DesiredNfs, DesiredStorage};
-use kiln_truenas::{ClientConfig, TruenasClient, initiator_name};
+use kiln_truenas::ensure::{
+    ChapCredentials, DesiredCsiAccount, DesiredIscsi, DesiredNfs, DesiredStorage,
+};
+use kiln_truenas::{ClientConfig, DEMOCRATIC_CSI_ROLES, TruenasClient, initiator_name};
+
+/// TrueNAS user names are at most 32 characters.
+const USERNAME_LIMIT: usize = 32;
 
 use super::StorageError;
 use crate::secrets::ClusterSecrets;
 use crate::trust::trust_of;
 
-/// Everything a run needs for storage: the NAS, what it must hold, and
-/// what each node is called in its initiator group.
+/// Everything a run needs for storage: the NAS, what it must hold, what
+/// each node is called in its initiator group, and the store that keeps
+/// the CSI driver's key the moment TrueNAS hands it out.
 pub struct StorageSetup {
     pub client: TruenasClient,
     pub desired: DesiredStorage,
     /// Node name → the initiator name kiln gives it.
     pub initiators: BTreeMap<String, String>,
     pub settings: TrueNas,
+    pub store: kiln_secrets::Store,
 }
 
 /// The inventory's TrueNAS, connected and logged in; `None` without a
@@ -61,6 +68,7 @@ pub async fn connect(
         initiators: node_initiators(inventory)?,
         desired,
         settings: truenas.clone(),
+        store: secrets.store().clone(),
     }))
 }
 
@@ -129,8 +137,23 @@ pub fn desired_storage(
         datasets,
         iscsi,
         nfs,
-        csi_account: None,
+        csi_account: truenas.csi_account.then(|| DesiredCsiAccount {
+            username: csi_username(inventory.cluster.name.as_str()),
+            roles: DEMOCRATIC_CSI_ROLES
+                .iter()
+                .map(|role| (*role).to_owned())
+                .collect(),
+        }),
     })
+}
+
+/// democratic-csi's TrueNAS user: `kiln-csi-<cluster>`, within TrueNAS's
+/// 32 characters (cluster names are already lower-case letters, digits
+/// and `-`).
+pub fn csi_username(cluster: &str) -> String {
+    let mut name = format!("kiln-csi-{cluster}");
+    name.truncate(USERNAME_LIMIT);
+    name.trim_end_matches('-').to_owned()
 }
 
 /// Every node's own addresses as host networks (`/32`, `/128`).
@@ -212,6 +235,21 @@ nodes:
         assert_eq!(
             nfs.networks.into_iter().collect::<Vec<_>>(),
             ["10.0.0.11/32", "10.0.0.12/32"]
+        );
+        let account = desired.csi_account.expect("a CSI account by default");
+        assert_eq!(account.username, "kiln-csi-home");
+        assert!(account.roles.contains("DATASET_DELETE"));
+        assert_eq!(account.roles.len(), DEMOCRATIC_CSI_ROLES.len());
+    }
+
+    #[test]
+    fn csi_user_names_fit_truenas() {
+        assert_eq!(csi_username("home"), "kiln-csi-home");
+        let long = csi_username(&"a".repeat(40));
+        assert_eq!(long.len(), USERNAME_LIMIT);
+        assert_eq!(
+            csi_username(&format!("{}-b", "a".repeat(22))),
+            format!("kiln-csi-{}", "a".repeat(22))
         );
     }
 

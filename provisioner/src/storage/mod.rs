@@ -5,9 +5,11 @@
 
 mod check;
 mod desired;
+mod keys;
 
 pub use check::{NodeCheck, ProbeOutcome, check_node, prepared_ids};
-pub use desired::{StorageSetup, connect, desired_storage, node_initiators};
+pub use desired::{StorageSetup, connect, csi_username, desired_storage, node_initiators};
+pub use keys::{keep_csi_key, rotate_csi_key};
 
 /// Why storage cannot be set up or checked; each names the place.
 #[derive(Debug, thiserror::Error)]
