@@ -8,6 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
+use kiln::engine::{StorageRun, storage_plan};
 use kiln::secrets::ClusterSecrets;
 use kiln::storage::{StorageSetup, connect, keep_csi_key};
 use kiln_lab::truenas::{RunningTruenas, TruenasConfig, start};
@@ -158,6 +159,14 @@ async fn a_lost_key_is_replaced_by_a_reset_and_rotation_goes_through_truenas() {
     // A new kiln machine, whose store holds no CSI key: its apply resets it.
     let other = fixture.machine("two").await;
     let (setup, secrets) = fixture.setup(&other).await;
+    let run = StorageRun::new(setup);
+    let planned = storage_plan(&run).await.unwrap();
+    assert_eq!(
+        planned.changes,
+        ["API key of kiln-csi-home: reset (kiln's store holds none)"],
+        "the plan says what the apply will do"
+    );
+    let setup = run.setup;
     assert!(fixture.prepare(&setup).await, "the lost key is replaced");
     let second = fixture.stored_key(&secrets).await;
     assert_ne!(first.expose_secret(), second.expose_secret());

@@ -8,14 +8,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use futures_util::future::join_all;
+use kiln_secrets::generated::truenas_csi_key;
 use kiln_ssh::{Privilege, Session};
 use kiln_storage::node::{InitiatorChange, ensure_initiator_name};
-use kiln_truenas::ensure::{self, StorageIds};
+use kiln_truenas::ensure::{self, Change, StorageIds};
 
 use super::access::HostAccess;
 use super::context::Context;
 use crate::plan::{DesiredVm, StoragePlan};
-use crate::storage::{NodeCheck, ProbeOutcome, StorageSetup, check_node, keep_csi_key};
+use crate::storage::{
+    NodeCheck, ProbeOutcome, StorageError, StorageSetup, check_node, keep_csi_key,
+};
 
 /// The storage part of a run's context.
 pub struct StorageRun {
@@ -64,12 +67,27 @@ fn hosts(context: &Context) -> Result<&HostAccess, String> {
         .ok_or_else(|| "storage on the nodes needs SSH access (inventory `ssh`)".to_owned())
 }
 
-/// What the NAS needs, for the plan's `storage` (reads only).
-pub async fn storage_plan(run: &StorageRun) -> Result<StoragePlan, kiln_truenas::Error> {
+/// What the NAS needs, for the plan's `storage` (reads only) — with the
+/// CSI key's reset when kiln's store lost a key the NAS still has.
+pub async fn storage_plan(run: &StorageRun) -> Result<StoragePlan, StorageError> {
     let plan = ensure::plan(&run.setup.client, &run.setup.desired).await?;
-    Ok(StoragePlan {
-        changes: plan.changes.iter().map(ToString::to_string).collect(),
-    })
+    let mut changes: Vec<String> = plan.changes.iter().map(ToString::to_string).collect();
+    let makes_key = plan.changes.iter().any(|change| {
+        matches!(
+            change,
+            Change::CreateCsiKey { .. } | Change::ResetCsiKey { .. }
+        )
+    });
+    if let Some(account) = &run.setup.desired.csi_account
+        && !makes_key
+        && truenas_csi_key(&run.setup.store).await?.is_none()
+    {
+        changes.push(format!(
+            "API key of {}: reset (kiln's store holds none)",
+            account.username
+        ));
+    }
+    Ok(StoragePlan { changes })
 }
 
 /// Brings the NAS to what the inventory asks (a plan that finds nothing
