@@ -12,6 +12,7 @@ use kiln_secrets::generated::truenas_csi_key;
 use kiln_ssh::{Privilege, Session};
 use kiln_storage::node::{InitiatorChange, ensure_initiator_name};
 use kiln_truenas::ensure::{self, Change, StorageIds};
+use kiln_truenas::initiator_name;
 
 use super::access::HostAccess;
 use super::context::Context;
@@ -123,14 +124,11 @@ pub async fn set_initiator(
     if run.setup.desired.iscsi.is_none() {
         return Ok(());
     }
-    let iqn = run
-        .setup
-        .initiators
-        .get(&wanted.node)
-        .ok_or_else(|| format!("node `{}` has no initiator name", wanted.node))?;
+    let iqn = initiator_name(&run.setup.desired.cluster, &wanted.node)
+        .map_err(|error| format!("node `{}`: {error}", wanted.node))?;
     let session = login(&context, &wanted).await?;
     let privilege = Privilege::root_for(&session.target().user);
-    let outcome = ensure_initiator_name(&session, privilege, &wanted.node, iqn).await;
+    let outcome = ensure_initiator_name(&session, privilege, &wanted.node, &iqn).await;
     session.close().await;
     if outcome.map_err(|error| error.to_string())? == InitiatorChange::Written {
         node_storage

@@ -5,6 +5,7 @@
 
 use std::time::{Duration, Instant};
 
+use kiln_inventory::model::{Iscsi, Nfs};
 use kiln_ssh::{Privilege, Session};
 use kiln_storage::node::{Chap, IscsiProbe, NfsProbe, ProbeStep, probe_iscsi, probe_nfs};
 use kiln_truenas::CheckLunRequest;
@@ -82,12 +83,13 @@ pub async fn check_node(
 ) -> NodeCheck {
     let privilege = Privilege::root_for(&session.target().user);
     let name = check_name(node);
+    let on_node = (session, privilege, node);
     let iscsi = match &setup.settings.iscsi {
-        Some(_) => Some(timed(check_iscsi(setup, ids, session, privilege, node, &name)).await),
+        Some(iscsi) => Some(timed(check_iscsi(setup, iscsi, ids, on_node, &name)).await),
         None => None,
     };
     let nfs = match &setup.settings.nfs {
-        Some(_) => Some(timed(check_nfs(setup, session, privilege, node, node_ip, &name)).await),
+        Some(nfs) => Some(timed(check_nfs(setup, nfs, on_node, node_ip, &name)).await),
         None => None,
     };
     NodeCheck {
@@ -98,6 +100,14 @@ pub async fn check_node(
 }
 
 type Probed = Result<Vec<ProbeStep>, (String, String)>;
+
+/// Where a probe runs: the session, as root through `privilege`, on `node`.
+type OnNode<'a> = (&'a Session, Privilege, &'a str);
+
+/// A failed call to TrueNAS as the probe's failure at `step`.
+fn on_nas(step: &'static str) -> impl Fn(kiln_truenas::Error) -> (String, String) {
+    move |error| (step.to_owned(), error.to_string())
+}
 
 async fn timed(probe: impl Future<Output = Probed>) -> ProbeOutcome {
     let started = Instant::now();
@@ -112,16 +122,11 @@ async fn timed(probe: impl Future<Output = Probed>) -> ProbeOutcome {
 
 async fn check_iscsi(
     setup: &StorageSetup,
+    settings: &Iscsi,
     ids: &StorageIds,
-    session: &Session,
-    privilege: Privilege,
-    node: &str,
+    (session, privilege, node): OnNode<'_>,
     name: &str,
 ) -> Probed {
-    let on_nas = |step: &str| {
-        let step = step.to_owned();
-        move |error: kiln_truenas::Error| (step, error.to_string())
-    };
     let (Some(portal_id), Some(initiator_group_id), Some(desired)) =
         (ids.portal_id, ids.initiator_group_id, &setup.desired.iscsi)
     else {
@@ -130,10 +135,9 @@ async fn check_iscsi(
             "TrueNAS has no portal or initiator group of this cluster: run `kiln apply`".to_owned(),
         ));
     };
-    let parent = setup.desired.datasets.first().cloned().unwrap_or_default();
     let request = CheckLunRequest {
         name: name.to_owned(),
-        parent,
+        parent: settings.dataset.clone(),
         size_bytes: CHECK_LUN_BYTES,
         portal_id,
         initiator_group_id,
@@ -161,20 +165,16 @@ async fn check_iscsi(
 
 async fn check_nfs(
     setup: &StorageSetup,
-    session: &Session,
-    privilege: Privilege,
-    node: &str,
+    nfs: &Nfs,
+    (session, privilege, node): OnNode<'_>,
     node_ip: &str,
     name: &str,
 ) -> Probed {
-    let Some(nfs) = &setup.settings.nfs else {
-        return Ok(Vec::new());
-    };
     let share = setup
         .client
         .create_check_share(name, &nfs.dataset, &[format!("{node_ip}/32")])
         .await
-        .map_err(|error| ("prepare".to_owned(), error.to_string()))?;
+        .map_err(on_nas("prepare"))?;
     let probe = NfsProbe {
         server: nfs.server.clone(),
         export: share.path.clone(),
@@ -183,7 +183,7 @@ async fn check_nfs(
     let probed = probe_nfs(session, privilege, node, &probe).await;
     let removed = setup.client.remove_check_share(share).await;
     let steps = probed.map_err(|error| (error.step().to_owned(), error.to_string()))?;
-    removed.map_err(|error| ("remove".to_owned(), error.to_string()))?;
+    removed.map_err(on_nas("remove"))?;
     Ok(steps)
 }
 

@@ -1,6 +1,6 @@
 //! What the inventory asks of TrueNAS, and a client to ask it with.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use kiln_inventory::Inventory;
@@ -18,14 +18,11 @@ use super::StorageError;
 use crate::secrets::ClusterSecrets;
 use crate::trust::trust_of;
 
-/// Everything a run needs for storage: the NAS, what it must hold, what
-/// each node is called in its initiator group, and the store that keeps
-/// the CSI driver's key the moment TrueNAS hands it out.
+/// Everything a run needs for storage: the NAS, what it must hold, and the
+/// store that keeps the CSI driver's key the moment TrueNAS hands it out.
 pub struct StorageSetup {
     pub client: TruenasClient,
     pub desired: DesiredStorage,
-    /// Node name → the initiator name kiln gives it.
-    pub initiators: BTreeMap<String, String>,
     pub settings: TrueNas,
     pub store: kiln_secrets::Store,
 }
@@ -65,27 +62,23 @@ pub async fn connect(
     let client = TruenasClient::connect(config).await?;
     Ok(Some(StorageSetup {
         client,
-        initiators: node_initiators(inventory)?,
         desired,
         settings: truenas.clone(),
         store: secrets.store().clone(),
     }))
 }
 
-/// Each node's initiator name (every node of the inventory can attach).
-pub fn node_initiators(inventory: &Inventory) -> Result<BTreeMap<String, String>, StorageError> {
+/// Every node's initiator name (every node of the inventory can attach).
+fn node_initiators(inventory: &Inventory) -> Result<BTreeSet<String>, StorageError> {
     let cluster = inventory.cluster.name.as_str();
     inventory
         .nodes
         .iter()
         .map(|node| {
-            let iqn = initiator_name(cluster, node.name.as_str()).map_err(|error| {
-                StorageError::Setting {
-                    field: "nodes",
-                    reason: format!("node `{}`: {error}", node.name),
-                }
-            })?;
-            Ok((node.name.to_string(), iqn))
+            initiator_name(cluster, node.name.as_str()).map_err(|error| StorageError::Setting {
+                field: "nodes",
+                reason: format!("node `{}`: {error}", node.name),
+            })
         })
         .collect()
 }
@@ -116,7 +109,7 @@ pub fn desired_storage(
                 })?;
             Some(DesiredIscsi {
                 portal,
-                initiators: node_initiators(inventory)?.into_values().collect(),
+                initiators: node_initiators(inventory)?,
                 chap: chap.map(|chap| ChapCredentials {
                     user: chap.user,
                     secret: chap.secret,

@@ -8,7 +8,7 @@ mod desired;
 mod keys;
 
 pub use check::{NodeCheck, ProbeOutcome, check_node, prepared_ids};
-pub use desired::{StorageSetup, connect, csi_username, desired_storage, node_initiators};
+pub use desired::{StorageSetup, connect, csi_username, desired_storage};
 pub use keys::{keep_csi_key, rotate_csi_key};
 
 /// Why storage cannot be set up or checked; each names the place.
