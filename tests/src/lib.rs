@@ -281,10 +281,7 @@ impl LabHarness {
     /// them to every later command as `KILN_TRUENAS_ENDPOINT`,
     /// `KILN_TRUENAS_FINGERPRINT` and `KILN_TRUENAS_KEY`.
     pub fn start_truenas(&mut self) -> Result<(), LabError> {
-        let lab: serde_json::Value = std::fs::read_to_string(self.credentials())
-            .ok()
-            .and_then(|text| serde_json::from_str(&text).ok())
-            .unwrap_or_default();
+        let lab = json_file(&self.credentials());
         let namespace = lab["namespace"]
             .as_str()
             .ok_or_else(|| LabError::NoNamespace {
@@ -326,10 +323,7 @@ impl LabHarness {
             Duration::from_secs(60),
             || credentials.exists(),
         )?;
-        let nas: serde_json::Value = std::fs::read_to_string(&credentials)
-            .ok()
-            .and_then(|text| serde_json::from_str(&text).ok())
-            .unwrap_or_default();
+        let nas = json_file(&credentials);
         for (variable, field) in [
             ("KILN_TRUENAS_ENDPOINT", "endpoint"),
             ("KILN_TRUENAS_FINGERPRINT", "fingerprint"),
@@ -419,4 +413,13 @@ impl LabHarness {
         }
         Ok(())
     }
+}
+
+/// A credentials file's JSON; `null` when it is missing or unreadable (its
+/// fields then read as absent, and the caller names what it lacks).
+fn json_file(path: &Path) -> serde_json::Value {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or_default()
 }
