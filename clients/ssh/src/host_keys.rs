@@ -138,6 +138,7 @@ impl HostKeyPolicy {
     /// authoritative (a rebuilt VM has a new key).
     pub fn pin(&self, host: &str, port: u16, key: &PublicKey) -> Result<(), HostKeyError> {
         let host_port = known_hosts::host_pattern(host, port);
+        let _change = self.lock_for_change("pinning a host key in")?;
         let text = self.read(&self.kiln_file)?.unwrap_or_default();
         let entries =
             known_hosts::entries_for(&text, host, port).map_err(|bad| HostKeyError::BadLine {
@@ -211,6 +212,7 @@ impl HostKeyPolicy {
         if self.trust_new {
             let line = known_hosts::line_for(host, port, key)
                 .map_err(|source| HostKeyError::Encode { host_port, source })?;
+            let _change = self.lock_for_change("recording a host key trusted on first use in")?;
             known_hosts::append_line(&self.kiln_file, &line).map_err(|source| {
                 HostKeyError::Io {
                     operation: "recording a host key trusted on first use in",
@@ -227,6 +229,16 @@ impl HostKeyPolicy {
             presented,
             kiln_file: self.kiln_file.clone(),
             user_file: self.user_file.clone(),
+        })
+    }
+
+    /// Holds kiln's file still while it changes (see
+    /// [`known_hosts::lock_for_change`]).
+    fn lock_for_change(&self, operation: &'static str) -> Result<std::fs::File, HostKeyError> {
+        known_hosts::lock_for_change(&self.kiln_file).map_err(|source| HostKeyError::Io {
+            operation,
+            file: self.kiln_file.clone(),
+            source,
         })
     }
 

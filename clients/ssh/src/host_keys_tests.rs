@@ -38,6 +38,33 @@ fn a_pinned_key_is_accepted() {
 }
 
 #[test]
+fn nodes_pinned_at_the_same_moment_are_all_pinned() {
+    // Each node's pipeline pins its own key; nodes that boot together pin
+    // at once (the real-guest test lost one that way).
+    let dir = tempfile::tempdir().unwrap();
+    let policy = policy(dir.path());
+    std::thread::scope(|scope| {
+        for seed in 0..24u8 {
+            let policy = &policy;
+            scope.spawn(move || {
+                policy
+                    .pin(&format!("10.0.0.{seed}"), 22, &key(seed + 1))
+                    .unwrap();
+            });
+        }
+    });
+    for seed in 0..24u8 {
+        assert!(
+            matches!(
+                policy.verify(&format!("10.0.0.{seed}"), 22, &key(seed + 1)),
+                Ok(HostKeyTrust::Pinned { .. })
+            ),
+            "10.0.0.{seed} lost its pin"
+        );
+    }
+}
+
+#[test]
 fn a_mismatch_aborts_showing_both_fingerprints_and_the_line_to_remove() {
     let dir = tempfile::tempdir().unwrap();
     let policy = policy(dir.path()).trust_new_host_keys(true);

@@ -7,7 +7,7 @@
 //! wildcard patterns (`*`, `?`) and `@cert-authority` lines.
 
 use std::io::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use ssh_key::PublicKey;
@@ -137,6 +137,27 @@ pub fn append_line(path: &Path, line: &str) -> std::io::Result<()> {
     file.write_all(line.as_bytes())?;
     file.write_all(b"\n")?;
     file.sync_all()
+}
+
+/// An exclusive lock for changing the file at `path`, held until the
+/// returned file is dropped: a change reads the file, edits it and renames
+/// a new one over it, so two at once (nodes pinned in parallel, or two
+/// kiln processes) would lose one of them. The lock is on `<path>.lock`,
+/// because the rename replaces `path` itself.
+pub fn lock_for_change(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut lock_path = path.as_os_str().to_owned();
+    lock_path.push(".lock");
+    let lock_path = PathBuf::from(lock_path);
+    if let Some(parent) = lock_path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).truncate(false).write(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let file = options.open(&lock_path)?;
+    file.lock()?;
+    Ok(file)
 }
 
 /// Replaces the file at `path` with `content` (mode 0600): written to a
